@@ -1,0 +1,5 @@
+"""Imports every module that defines tables, so :func:`medai.db.get_engine` creates the whole schema."""
+
+import medai.privacy.audit  # noqa: F401
+import medai.registry.tables  # noqa: F401
+import medai.serving.keys  # noqa: F401

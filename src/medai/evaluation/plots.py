@@ -1,0 +1,98 @@
+"""Evaluation plots as PNG bytes: ROC, precision-recall, calibration, confusion matrix, feature importance."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def _figure(width: float = 4.2, height: float = 4.0):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    return fig, ax
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def roc_png(y: np.ndarray, p: np.ndarray, auc: float | None, threshold: float | None = None) -> bytes:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thr = roc_curve(y, p)
+    fig, ax = _figure()
+    ax.plot(fpr, tpr, lw=2, label=f"AUROC {auc:.3f}" if auc is not None else "ROC")
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    if threshold is not None:
+        pred = p >= threshold
+        sens = np.mean(pred[y == 1]) if np.any(y == 1) else np.nan
+        fpr_at = np.mean(pred[y == 0]) if np.any(y == 0) else np.nan
+        ax.plot([fpr_at], [sens], "o", color="crimson", label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC curve (test)")
+    ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def pr_png(y: np.ndarray, p: np.ndarray, ap: float | None) -> bytes:
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y, p)
+    fig, ax = _figure()
+    ax.step(recall, precision, where="post", lw=2, label=f"AUPRC {ap:.3f}" if ap is not None else "PR")
+    ax.axhline(np.mean(y), ls="--", color="grey", lw=1, label=f"prevalence {np.mean(y):.2f}")
+    ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title="Precision-recall (test)",
+           xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="lower left")
+    return _png(fig)
+
+
+def calibration_png(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> bytes:
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    fig, ax = _figure()
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect")
+    xs, ys, ns = [], [], []
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            xs.append(p[mask].mean())
+            ys.append(y[mask].mean())
+            ns.append(mask.sum())
+    ax.plot(xs, ys, "o-", lw=2, label="model")
+    for x, yv, n in zip(xs, ys, ns, strict=True):
+        ax.annotate(str(n), (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set(xlabel="predicted risk", ylabel="observed frequency", title="Calibration (test)",
+           xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def confusion_png(matrix: list[list[int]], labels: list[str]) -> bytes:
+    matrix = np.asarray(matrix)
+    fig, ax = _figure(3.6, 3.2)
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center",
+                color="white" if value > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
+    return _png(fig)
+
+
+def importance_png(names: list[str], values: list[float], title: str = "Mean |SHAP| (test)") -> bytes:
+    order = np.argsort(values)[-15:]
+    fig, ax = _figure(5.0, 0.3 * len(order) + 1.2)
+    ax.barh([names[i] for i in order], [values[i] for i in order], color="steelblue")
+    ax.set(xlabel="mean |contribution| to log-odds", title=title)
+    return _png(fig)
