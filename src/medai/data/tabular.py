@@ -254,7 +254,7 @@ def coerce_features(frame: pd.DataFrame, schema: TabularSchema, source: str = "i
                 example = series.iloc[bad[0]]
                 raise MedAIError(
                     f"{source}: column {spec.name!r} must be numeric but {_rows(bad)} "
-                    f"hold text (e.g. {example!r})"
+                    f"{'hold' if bad.size > 1 else 'holds'} text (e.g. {example!r})"
                 )
             out[spec.name] = numbers.astype(float).to_numpy()
         else:

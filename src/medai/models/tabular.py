@@ -170,9 +170,13 @@ class TabularClassifier(ClassifierMixin, BaseEstimator):
         if self.chosen_learner_ == "logistic":
             values = estimator.coef_[0] * (transformed - self.background_mean_)
         else:
+            import warnings
+
             import shap
 
-            raw = shap.TreeExplainer(estimator).shap_values(transformed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                raw = shap.TreeExplainer(estimator).shap_values(transformed)
             raw = raw[1] if isinstance(raw, list) else raw
             values = raw[:, :, 1] if np.ndim(raw) == 3 else raw
         sources = self.transformed_feature_sources()
