@@ -50,8 +50,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise MedAIError(f"could not read {path} as a table: {first}") from None
     if frame.empty:
         raise MedAIError(f"data file {path} has a header but no records")
+    header = list(frame.columns)
+    if suffix.endswith((".csv", ".tsv", ".tab")):  # pandas renames repeated names to "name.1": look at the raw header
+        import csv
+
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            header = next(csv.reader(handle, delimiter="\t" if suffix.endswith((".tsv", ".tab")) else ","), header)
+    header = [str(c).strip() for c in header]
+    duplicated = sorted({c for c in header if header.count(c) > 1})
     frame.columns = [str(c).strip() for c in frame.columns]
-    duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
         raise MedAIError(f"data file {path} repeats the column name(s) {duplicated}; names must be unique")
     return frame

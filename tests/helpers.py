@@ -1,0 +1,26 @@
+"""Small synthetic data sets for fast tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def risk_frame(n: int = 240, seed: int = 0, target_values=("no", "yes"), missing: float = 0.1) -> pd.DataFrame:
+    """Patients with numeric and categorical features, missing values and a learnable binary outcome."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(25, 85, n).astype(float)
+    bp = rng.normal(130, 15, n)
+    smoker = rng.choice(["never", "former", "current"], n)
+    sex = rng.choice(["F", "M"], n)
+    logit = 0.06 * (age - 55) + 0.04 * (bp - 130) + np.where(smoker == "current", 1.2, 0.0) - 0.2
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    frame = pd.DataFrame({
+        "patient_id": [f"P{i:05d}" for i in range(n)],
+        "age": age, "systolic_bp": bp, "smoker": smoker, "sex": sex,
+        "outcome": np.where(y, target_values[1], target_values[0]),
+    })
+    mask = rng.random(n) < missing
+    frame.loc[mask, "systolic_bp"] = np.nan
+    frame.loc[rng.random(n) < missing / 2, "smoker"] = np.nan
+    return frame
