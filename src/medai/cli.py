@@ -345,6 +345,11 @@ def demo(
     out.print(f"reports: {out_dir}/<task>/report.html   registry: `medai models`")
 
 
+from medai.cli_service import register as _register_service_commands  # noqa: E402
+
+_register_service_commands(app)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
