@@ -13,7 +13,7 @@ def risk_frame(n: int = 240, seed: int = 0, target_values=("no", "yes"), missing
     bp = rng.normal(130, 15, n)
     smoker = rng.choice(["never", "former", "current"], n)
     sex = rng.choice(["F", "M"], n)
-    logit = 0.06 * (age - 55) + 0.04 * (bp - 130) + np.where(smoker == "current", 1.2, 0.0) - 0.2
+    logit = 0.09 * (age - 55) + 0.06 * (bp - 130) + np.where(smoker == "current", 1.5, 0.0) - 0.3
     y = rng.random(n) < 1 / (1 + np.exp(-logit))
     frame = pd.DataFrame({
         "patient_id": [f"P{i:05d}" for i in range(n)],
