@@ -80,3 +80,45 @@ register_dataset(DatasetSpec(
         url="https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv",
     ),),
 ))
+
+
+# -- imaging: MedMNIST v2 (official splits; public source = the MedMNIST Zenodo record) --------------------
+MEDMNIST_RECORD = "https://zenodo.org/records/10519652/files"
+MEDMNIST_CITATION = ("Yang et al. (2023), MedMNIST v2, Scientific Data 10:41, doi:10.1038/s41597-022-01721-8")
+
+
+def _load_medmnist(spec: DatasetSpec):
+    from medai.data.images import load_medmnist_npz
+
+    return load_medmnist_npz(spec.path())
+
+
+def _medmnist(name: str, file: str, sha256: str, description: str, source: str, **extra) -> None:
+    register_dataset(DatasetSpec(
+        name=name,
+        description=description,
+        modality="imaging",
+        license="CC BY 4.0",
+        citation=f"{MEDMNIST_CITATION}; {source}",
+        loader=_load_medmnist,
+        files=(DataFile(f"imaging/medmnist/{file}", sha256=sha256, url=f"{MEDMNIST_RECORD}/{file}?download=1"),),
+        extra=extra,
+    ))
+
+
+_medmnist("pneumoniamnist", "pneumoniamnist.npz",
+          "e1792d3f03751cb101e99f19a63b3c1941436c988665f47853417b05be250cd8",
+          "PneumoniaMNIST: paediatric chest X-rays 28x28, pneumonia vs normal (4708/524/624)",
+          "Kermany et al. (2018), Cell 172:1122", classes=["normal", "pneumonia"])
+_medmnist("breastmnist", "breastmnist.npz",
+          "3a22d2a4625e7dd8903f0f59030e81a3d0c222bece2e5e10927456cb50efdec1",
+          "BreastMNIST: breast ultrasound 28x28, malignant vs normal/benign (546/78/156)",
+          "Al-Dhabyani et al. (2020), Data in Brief 28:104863", classes=["malignant", "normal or benign"])
+_medmnist("adrenalmnist3d", "adrenalmnist3d.npz",
+          "8ffd78c0f000265deb7cf4ee0b454136fb3170f9839ecaa7bb01adf9f88aa7d1",
+          "AdrenalMNIST3D: adrenal gland shapes from abdominal CT, 28^3, hyperplasia vs normal (1188/98/298)",
+          "Zhongshan Hospital, Fudan University (MedMNIST v2)", classes=["normal", "hyperplasia"])
+_medmnist("adrenalmnist3d-64", "adrenalmnist3d_64.npz",
+          "124a53ea2c66c8ac1985a4c98ea6f34d1ab35bdab1dc50947f80d4a87e54057d",
+          "AdrenalMNIST3D at 64^3 (MedMNIST+), same labels and splits",
+          "Zhongshan Hospital, Fudan University (MedMNIST+)", classes=["normal", "hyperplasia"])
