@@ -22,8 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 models_app = typer.Typer(help="The registry of trained models.", invoke_without_command=True)
 app.add_typer(models_app, name="models")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -107,6 +107,10 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for splits, models and bootstrap.")] = 0,
     cv: Annotated[str | None, typer.Option(help="Repeated CV 'FOLDSxREPEATS' (e.g. 5x5) or 'none'.")] = None,
     threshold: Annotated[str | None, typer.Option(help="youden, sensitivity:0.9 or fixed:0.5")] = None,
+    model: Annotated[str | None, typer.Option(help="Image network: small-cnn, resnet18, resnet50, densenet121.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Image models: maximum training epochs.")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Image models: side length images are resized to.")] = None,
+    image_column: Annotated[str | None, typer.Option(help="--data CSV of image paths: the path column.")] = None,
     name: Annotated[str | None, typer.Option(help="Registry name (default: the task name).")] = None,
     register: Annotated[bool, typer.Option(help="Register the model in the registry.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
@@ -118,26 +122,41 @@ def train(
 
     if (task is None) == (data is None):
         raise MedAIError("give either a TASK name or --data FILE --target COLUMN")
-    if data is not None:
+    arguments = dict(locals())
+    destination = out_dir
+    if data is not None and (data.is_dir() or data.suffix.lower() == ".npz" or image_column):
+        from medai.workflows.dispatch import train_images, user_image_task
+
+        the_task, image_data = user_image_task(data, arguments)
+        destination = out_dir or Path("runs") / the_task.name
+        result = train_images(the_task, destination, arguments, data=image_data)
+    elif data is not None:
         if not target:
             raise MedAIError("--data needs --target COLUMN (the column to predict)")
         frame = read_table(data)
         the_task = custom_task(data, target, positive_label)
         info = {"dataset": str(data), "license": "user data", "citation": ""}
+        result = None
     else:
         the_task = get_task(task)
-        if the_task.modality != "tabular":
-            from medai.workflows.dispatch import train_other_modality
+        result = None
+        if the_task.modality == "imaging":
+            from medai.workflows.dispatch import train_images
 
-            return train_other_modality(the_task, locals())
-        frame, info = load_task_frame(the_task)
-    options = TrainOptions(learner=learner, calibration=None if calibration in (None, "none") else calibration,
-                           seed=seed, cv="task" if cv is None else cv, threshold=threshold,
-                           show_progress=not as_json)
-    destination = out_dir or Path("runs") / the_task.name
-    with err.status(f"training {the_task.name}...") if not as_json else _nullcontext():
-        result = train_tabular(frame, the_task, destination, options, data_info=info,
-                               id_column=id_column, group_column=group_column)
+            destination = out_dir or Path("runs") / the_task.name
+            result = train_images(the_task, destination, arguments)
+        elif the_task.modality != "tabular":
+            raise MedAIError(f"task {task!r} is a {the_task.modality} task, which cannot be trained here yet")
+        else:
+            frame, info = load_task_frame(the_task)
+    if result is None:
+        options = TrainOptions(learner=learner, calibration=None if calibration in (None, "none") else calibration,
+                               seed=seed, cv="task" if cv is None else cv, threshold=threshold,
+                               show_progress=not as_json)
+        destination = out_dir or Path("runs") / the_task.name
+        with err.status(f"training {the_task.name}...") if not as_json else _nullcontext():
+            result = train_tabular(frame, the_task, destination, options, data_info=info,
+                                   id_column=id_column, group_column=group_column)
     record = None
     if register:
         from medai.registry import Registry
@@ -209,9 +228,9 @@ def predict(
     directory, manifest = _model_dir(model)
     loaded = load_model(directory, manifest)
     if loaded.family != "tabular":
-        from medai.workflows.dispatch import predict_other_family
+        from medai.workflows.dispatch import predict_images
 
-        return predict_other_family(loaded, input_path, output)
+        return predict_images(loaded, input_path, output)
     from medai.workflows.tabular import predict_file
 
     result = predict_file(directory, input_path, output, top_k=top_k, explain=explain)
@@ -235,9 +254,13 @@ def explain(
     directory, manifest = _model_dir(model)
     loaded = load_model(directory, manifest)
     if loaded.family != "tabular":
-        from medai.workflows.dispatch import explain_other_family
+        from medai.workflows.dispatch import explain_image
 
-        return explain_other_family(loaded, input_path, output)
+        result = explain_image(loaded, input_path, output)
+        if as_json:
+            return _print_json(result)
+        out.print(f"{result['file']}: {result['label']} -> Grad-CAM heatmap written to {result['heatmap']}")
+        return None
     from medai.workflows.tabular import explain_file
 
     rows = explain_file(directory, input_path, top_k=top_k)
@@ -252,6 +275,35 @@ def explain(
         for c in row["contributions"]:
             table.add_row(c["feature"], str(c["value"]), f"{c['contribution']:+.3f}")
         out.print(table)
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Image model directory or registered NAME[:VERSION].")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="Export to ONNX (the only format today).")] = True,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (default MODEL.onnx).")] = None,
+) -> None:
+    """Export an image model to ONNX and check its outputs against torch (max difference <= 1e-4)."""
+    import numpy as np
+
+    from medai.models.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
+    from medai.models.loading import load_model
+
+    if not onnx:
+        raise MedAIError("only --onnx export is available")
+    directory, manifest = _model_dir(model)
+    loaded = load_model(directory, manifest)
+    if loaded.family != "imaging":
+        raise MedAIError(f"export --onnx takes an image model; {model!r} is a {loaded.family} model")
+    destination = output or Path(f"{loaded.meta['name']}.onnx")
+    export_onnx(loaded.classifier, destination)
+    probe = np.random.default_rng(0).random((4, *loaded.classifier.input_shape_), dtype=np.float32)
+    difference = float(np.abs(OnnxImageClassifier(destination).predict_proba(probe)
+                              - loaded.classifier.predict_proba(probe)).max())
+    if difference > 1e-4:
+        destination.unlink(missing_ok=True)
+        raise MedAIError(f"ONNX outputs differ from torch by {difference:.2e} (> 1e-4); export refused")
+    out.print(f"ONNX model written to {destination} (max |onnx - torch| = {difference:.1e})")
 
 
 # -- registry -------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def load_task_data(task: Task) -> ImageData:
                      spec.name, official_split=True)
 
 
-def load_user_data(path: Path, seed: int = 0) -> ImageData:
+def load_user_data(path: Path, seed: int = 0, path_column: str = "path", label_column: str = "label") -> ImageData:
     """A class-per-folder directory, a CSV of ``path,label``, or a MedMNIST-style ``.npz``."""
     from medai.data.images import load_image, load_medmnist_npz, read_image_csv, scan_image_folder
 
@@ -74,7 +74,7 @@ def load_user_data(path: Path, seed: int = 0) -> ImageData:
         classes = [str(c) for c in np.unique(np.concatenate([splits[s][1] for s in SPLITS]))]
         return ImageData({s: splits[s][0] for s in SPLITS}, {s: splits[s][1] for s in SPLITS}, classes,
                          str(path), official_split=True)
-    listing = scan_image_folder(path) if path.is_dir() else read_image_csv(path)
+    listing = scan_image_folder(path) if path.is_dir() else read_image_csv(path, path_column, label_column)
     images = [load_image(p) for p in listing.paths]
     labels = np.asarray(listing.labels)
     split = train_val_test_split(labels, seed=seed)
