@@ -119,7 +119,7 @@ def main() -> None:
         result = run_cv(lambda: clone(LogisticRegression(max_iter=5000)), leaky_X, y, splits)
         rows.append((name, "peer: leaky logistic (impute+scale on all rows first)", result, 0.0))
 
-    lines = ["| task | model | CV AUROC (mean ± sd, 5x%d) | CV accuracy @0.5 | sens = spec | published |" % args.repeats,
+    lines = [f"| task | model | CV AUROC (mean ± sd, 5x{args.repeats}) | CV accuracy @0.5 | sens = spec | published |",
              "|---|---|---|---|---|---|"]
     for name, label, r, _seconds in rows:
         lines.append(f"| {name} | {label} | {r['auroc']:.3f} ± {r['auroc_sd']:.3f} | {r['accuracy']:.3f} | "

@@ -100,14 +100,14 @@ def train(
     target: Annotated[str | None, typer.Option(help="Target column of --data.")] = None,
     positive_label: Annotated[str | None, typer.Option(help="Value of the target that means 'positive'.")] = None,
     id_column: Annotated[str | None, typer.Option(help="Record identifier column (not a feature).")] = None,
-    group_column: Annotated[str | None, typer.Option(help="Patient column: a patient's records stay in one split.")] = None,
+    group_column: Annotated[str | None, typer.Option(help="Patient column: one split per patient.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Artifact directory (default runs/<task>).")] = None,
     learner: Annotated[str | None, typer.Option(help="logistic, random-forest, lightgbm or auto.")] = None,
     calibration: Annotated[str | None, typer.Option(help="isotonic or sigmoid probability calibration.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits, models and bootstrap.")] = 0,
     cv: Annotated[str | None, typer.Option(help="Repeated CV 'FOLDSxREPEATS' (e.g. 5x5) or 'none'.")] = None,
     threshold: Annotated[str | None, typer.Option(help="youden, sensitivity:0.9 or fixed:0.5")] = None,
-    model: Annotated[str | None, typer.Option(help="Image network: small-cnn, resnet18, resnet50, densenet121.")] = None,
+    model: Annotated[str | None, typer.Option(help="Image network: small-cnn, resnet18/50, densenet121.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Image models: maximum training epochs.")] = None,
     image_size: Annotated[int | None, typer.Option(help="Image models: side length images are resized to.")] = None,
     image_column: Annotated[str | None, typer.Option(help="--data CSV of image paths: the path column.")] = None,
@@ -192,7 +192,8 @@ def _print_metrics(metrics: dict, title: str) -> None:
         for column in ("metric", "mean", "sd", "95% CI"):
             cv.add_column(column, justify="right")
         for key, entry in metrics["cv"].items():
-            cv.add_row(key, _fmt(entry["mean"]), _fmt(entry["std"]), f"{_fmt(entry['ci_low'])}-{_fmt(entry['ci_high'])}")
+            ci = f"{_fmt(entry['ci_low'])}-{_fmt(entry['ci_high'])}"
+            cv.add_row(key, _fmt(entry["mean"]), _fmt(entry["std"]), ci)
         out.print(cv)
 
 
@@ -312,7 +313,7 @@ app.add_typer(enhance_app, name="enhance")
 
 @enhance_app.command("train")
 def enhance_train(
-    dataset: Annotated[str, typer.Option(help="Imaging dataset whose training images teach the denoiser.")] = "pneumoniamnist",
+    dataset: Annotated[str, typer.Option(help="Imaging dataset to learn from.")] = "pneumoniamnist",
     out_dir: Annotated[Path, typer.Option("--out", help="Where the denoiser artifact goes.")] = Path("runs/denoiser"),
     sigma: Annotated[float, typer.Option(help="Gaussian noise level (images in [0, 1]).")] = 0.1,
     epochs: int = 10,
