@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/medai demo
+	COLUMNS=$${COLUMNS:-160} $(VENV)/bin/medai demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
