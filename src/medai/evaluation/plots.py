@@ -72,7 +72,7 @@ def calibration_png(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> bytes:
     for x, yv, n in zip(xs, ys, ns, strict=True):
         ax.annotate(str(n), (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.set(xlabel="predicted risk", ylabel="observed frequency", title="Calibration (test)",
-           xlim=(0, 1), ylim=(0, 1))
+           xlim=(-0.02, 1.02), ylim=(-0.03, 1.03))
     ax.legend(loc="upper left")
     return _png(fig)
 
