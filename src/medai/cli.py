@@ -446,7 +446,7 @@ _register_service_commands(app)
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
     except MedAIError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
@@ -465,6 +465,8 @@ def main() -> None:
             err.print(f"error: {exc}", markup=False, highlight=False)
             raise SystemExit(2) from None
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -2,4 +2,6 @@
 
 import medai.privacy.audit  # noqa: F401
 import medai.registry.tables  # noqa: F401
+import medai.serving.fhir  # noqa: F401
+import medai.serving.jobs  # noqa: F401
 import medai.serving.keys  # noqa: F401

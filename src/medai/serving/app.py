@@ -1,0 +1,451 @@
+"""The MedAI service: :func:`create_app` builds the FastAPI application over the registry.
+
+Routers per resource under ``/v1`` (models, predict, jobs, FHIR, admin, OpenAPI); each router carries its
+permission as a dependency (:func:`medai.serving.security.require`), so only ``GET /health`` answers
+without an API key. Interactive docs are off; the OpenAPI document is served to any valid key at
+``GET /v1/openapi.json``.
+
+Protection: a request body limit (413), per-key rate limits (429 + ``Retry-After``; Redis-backed when
+``MEDAI_REDIS_URL`` is set), a time limit on model calls (504), generic 500 bodies (no stack traces),
+CORS only when origins are configured. Every authenticated or denied request is audited (hash-chained
+rows, written in the background and flushed on shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from medai import config
+from medai.errors import IntegrityError, MedAIError, NotFoundError
+from medai.serving.keys import AuthError, PermissionDeniedError
+from medai.serving.routers.common import FieldErrors, UnsupportedMediaType
+from medai.serving.security import AuditBatcher, AuditMiddleware, RateLimited, audit_box
+
+log = logging.getLogger("medai.serving")
+
+__all__ = ["ServiceState", "Settings", "create_app"]
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass
+class Settings:
+    """Service settings; every field has an environment variable (read when the field is left default)."""
+
+    database_url: str | None = None  # MEDAI_DATABASE_URL (default SQLite in MEDAI_HOME)
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("MEDAI_REDIS_URL") or None)
+    max_body_bytes: int = field(default_factory=lambda: _env_int("MEDAI_MAX_BODY_BYTES", 32 * 1024 * 1024))
+    rate_limit: int = field(default_factory=lambda: _env_int("MEDAI_RATE_LIMIT", 1200))
+    rate_window_s: float = field(default_factory=lambda: _env_float("MEDAI_RATE_WINDOW_S", 60.0))
+    predict_timeout_s: float = field(default_factory=lambda: _env_float("MEDAI_PREDICT_TIMEOUT_S", 60.0))
+    cors_origins: list[str] = field(
+        default_factory=lambda: [o for o in os.environ.get("MEDAI_CORS_ORIGINS", "").split(",") if o.strip()]
+    )
+    job_worker: bool = True
+    job_poll_s: float = 1.0
+    job_lease_s: float = 60.0
+    model_cache_size: int = 16
+    default_version_ttl_s: float = 2.0
+    key_cache_ttl_s: float = 5.0
+    audit_linger_s: float = 0.02  # audit rows are committed in batches at most this old
+    deid_secret: bytes | None = None  # default: MEDAI_HOME/deid.key, created once
+
+
+def _deid_secret() -> bytes:
+    """The installation's de-identification secret (keys the UID mapping), made once, readable by the owner
+    only; several workers starting together agree on one (atomic create-if-absent through a hard link)."""
+    path = config.home() / "deid.key"
+    if not path.exists():
+        tmp = path.with_name(f".deid.key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    data = path.read_bytes()
+    if len(data) < 16:
+        raise MedAIError(f"{path}: de-identification secret is too short; delete it to make a new one")
+    return data
+
+
+class ServiceState:
+    """Everything one server process shares between requests (one instance per app)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from medai.privacy.audit import AuditLog, BackgroundAuditWriter
+        from medai.registry import Registry
+        from medai.serving.fhir import LoincMaps
+        from medai.serving.jobs import JobStore
+        from medai.serving.keys import KeyStore
+        from medai.serving.ratelimit import RateLimiter
+
+        self.settings = settings
+        url = settings.database_url
+        self.registry = Registry(url)
+        self.keys = KeyStore(url, cache_ttl_s=settings.key_cache_ttl_s)
+        self.audit = AuditLog(url)
+        self.audit_writer = BackgroundAuditWriter(self.audit)
+        self.audit_sink = AuditBatcher(self.audit_writer, settings.audit_linger_s)
+        self.limiter = RateLimiter.from_url(settings.redis_url, settings.rate_limit, settings.rate_window_s)
+        self.loinc = LoincMaps(url)
+        self.jobs = JobStore(url, lease_s=settings.job_lease_s)
+        self.deid_secret = settings.deid_secret or _deid_secret()
+        self.uploads = config.home() / "uploads"
+        self._models: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._defaults: dict[tuple[str, int | None], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._load_locks: dict[tuple[str, int], threading.Lock] = {}
+        self.worker = None
+
+    # ------------------------------------------------------------------------------------- models
+
+    def record(self, name: str, version: int | None = None):
+        """The registry record of ``name`` (default version cached for a moment: hot path)."""
+        key = (name, version)
+        now = time.monotonic()
+        hit = self._defaults.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = self.registry.get(name, version)
+        self._defaults[key] = (now + self.settings.default_version_ttl_s, record)
+        return record
+
+    def forget(self, name: str) -> None:
+        """Drop cached defaults after a stage change (this process; others within the TTL)."""
+        for key in [k for k in self._defaults if k[0] == name]:
+            self._defaults.pop(key, None)
+
+    def load_model(self, record) -> Any:
+        """The loaded model of a record, verified against the registry's checksums once per process."""
+        key = (record.name, record.version)
+        model = self._models.get(key)
+        if model is not None:
+            return model
+        with self._lock:
+            lock = self._load_locks.setdefault(key, threading.Lock())
+        with lock:
+            model = self._models.get(key)
+            if model is None:
+                from medai.models.loading import load_model
+
+                model = load_model(record.artifact_path, expected_manifest=record.manifest)
+                with self._lock:
+                    self._models[key] = model
+                    while len(self._models) > self.settings.model_cache_size:
+                        self._models.popitem(last=False)
+        return model
+
+    # --------------------------------------------------------------------------------------- jobs
+
+    def run_job(self, row, folder: Path) -> bytes:
+        from medai.serving.routers.jobs import run_job
+
+        return run_job(self, row, folder)
+
+    def start(self) -> None:
+        if self.settings.job_worker and self.worker is None:
+            from medai.serving.jobs import JobWorker
+
+            self.worker = JobWorker(self.jobs, self.run_job, poll_s=self.settings.job_poll_s)
+            self.worker.start()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        try:
+            self.audit_sink.close(timeout=30)
+        finally:
+            self.limiter.close()
+
+
+# ------------------------------------------------------------------------------------- middleware
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """413 for a request body over ``limit`` bytes: by Content-Length up front, or counted as it streams."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(send)
+                    return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        response = JSONResponse({"detail": f"request body too large; the limit is {self.limit} bytes"}, 413)
+        await response({"type": "http"}, _no_receive, send)
+
+
+class InternalErrorMiddleware:
+    """Turns an unexpected exception into a generic 500 and logs only its type, so neither the client nor
+    the server log sees a stack trace or an exception message (which may quote input values)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except _BodyTooLarge:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the point of this middleware
+            log.error("internal error on %s %s: %s", scope.get("method"), scope.get("path"), type(exc).__name__)
+            box = scope.get("medai.audit")
+            if isinstance(box, dict):
+                box.setdefault("error_class", type(exc).__name__)
+            if not started:
+                await JSONResponse({"detail": "internal server error"}, 500)(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:  # pragma: no cover - never called by JSONResponse
+    return {"type": "http.disconnect"}
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+def _error(status: int, detail: str, errors: list | None = None, headers: dict | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AuthError)
+    async def _auth(request: Request, exc: AuthError):
+        return _error(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(PermissionDeniedError)
+    async def _denied(request: Request, exc: PermissionDeniedError):
+        return _error(403, str(exc))
+
+    @app.exception_handler(RateLimited)
+    async def _limited(request: Request, exc: RateLimited):
+        return _error(429, str(exc), headers={"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = []
+        for item in exc.errors():
+            loc = [p for p in item.get("loc", ()) if isinstance(p, str | int)]
+            kind = item.get("type", "value_error")
+            msg = (
+                "malformed JSON: " + str(item.get("ctx", {}).get("error", ""))
+                if kind == "json_invalid"
+                else item.get("msg", "")
+            )
+            errors.append({"loc": loc, "msg": msg, "type": kind})
+        audit_box(request)["error_class"] = "validation"
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return _error(422, f"invalid request: {where}: {first['msg']}" if where else first["msg"], errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(FieldErrors)
+    async def _fields(request: Request, exc: FieldErrors):
+        audit_box(request)["error_class"] = "validation"
+        return _error(422, str(exc), exc.errors)
+
+    @app.exception_handler(UnsupportedMediaType)
+    async def _media(request: Request, exc: UnsupportedMediaType):
+        return _error(415, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _missing(request: Request, exc: NotFoundError):
+        return _error(404, str(exc))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError):
+        log.error("integrity failure on %s: %s", request.url.path, exc)
+        audit_box(request)["error_class"] = "IntegrityError"
+        return _error(500, "a stored model failed its integrity check; an administrator has to look at it")
+
+    @app.exception_handler(MedAIError)
+    async def _medai(request: Request, exc: MedAIError):
+        return _error(422, str(exc))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect):
+        audit_box(request)["error_class"] = "ClientDisconnect"
+        return _error(400, "the client closed the connection before the request body arrived")
+
+    @app.exception_handler(TimeoutError)
+    async def _timeout(request: Request, exc: TimeoutError):
+        return _error(504, "the model did not answer in time")
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        # the type only: a message could quote input values
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        audit_box(request)["error_class"] = type(exc).__name__
+        return _error(500, "internal server error")
+
+
+# ------------------------------------------------------------------------------------------- app
+
+
+def _extend_openapi(app: FastAPI) -> None:
+    """Add the schemas routes read by hand (predict's JSON body, the error body) to the OpenAPI document."""
+    from fastapi.openapi.utils import get_openapi
+
+    from medai.serving.schemas import ErrorResponse, PredictRequest
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            for model in (PredictRequest, ErrorResponse):
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The MedAI FastAPI application (state is created now; the job worker starts with the app)."""
+    import medai
+    from medai.serving.routers import admin, fhir, jobs, meta, models, predict
+
+    settings = settings or Settings()
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.start()
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="MedAI model service",
+        version=getattr(medai, "__version__", "0"),
+        description="Authenticated, audited clinical prediction models. Send `Authorization: Bearer <key>`.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.medai = state
+
+    @app.get("/health", tags=["health"], summary="Liveness (no authentication)")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": app.version}
+
+    for module in (models, predict, jobs, fhir, admin, meta):
+        app.include_router(module.router, prefix="/v1")
+    _install_error_handlers(app)
+    _extend_openapi(app)
+    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(AuditMiddleware)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    return app
+
+
+def iter_routes(app: FastAPI):
+    """``(path, methods, route)`` for every route of ``app``, routers included (FastAPI >= 0.16x keeps
+    included routers as lazy branches; this flattens them)."""
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for ctx in contexts():
+                original = ctx.original_route
+                yield ctx.path, set(getattr(original, "methods", None) or ()), original
+        else:
+            yield getattr(route, "path", ""), set(getattr(route, "methods", None) or ()), route

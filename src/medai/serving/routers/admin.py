@@ -1,0 +1,128 @@
+"""Administration (permission ``admin``): register/promote/retire model versions, LOINC mappings, API keys,
+the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from medai.errors import MedAIError
+from medai.serving.routers.models import summary
+from medai.serving.schemas import (
+    AuditPage,
+    AuditVerify,
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    KeyList,
+    LoincMapping,
+    ModelSummary,
+    RegisterRequest,
+    StageRequest,
+)
+from medai.serving.security import audit_box, require
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require("admin"))])
+
+
+def key_json(record) -> dict:
+    iso = lambda v: v.isoformat() if v else None  # noqa: E731
+    return {
+        "key_id": record.key_id,
+        "name": record.name,
+        "role": record.role,
+        "created_at": iso(record.created_at),
+        "expires_at": iso(record.expires_at),
+        "revoked_at": iso(record.revoked_at),
+        "last_used_at": iso(record.last_used_at),
+    }
+
+
+@router.post("/models", response_model=ModelSummary, status_code=201, summary="Register an artifact directory")
+def register_model(body: RegisterRequest, request: Request) -> dict:
+    state = request.app.state.medai
+    record = state.registry.register(body.artifact_dir, name=body.name, description=body.description)
+    box = audit_box(request)
+    box["model"], box["model_version"] = record.name, record.version
+    state.forget(record.name)
+    return summary(record)
+
+
+@router.put(
+    "/models/{name}/versions/{version}/stage",
+    response_model=ModelSummary,
+    summary="Set a version's stage (promote to production, retire, ...)",
+)
+def set_stage(name: str, version: int, body: StageRequest, request: Request) -> dict:
+    state = request.app.state.medai
+    box = audit_box(request)
+    box["model"], box["model_version"], box["detail"] = name, version, {"stage": body.stage}
+    record = state.registry.set_stage(name, version, body.stage)
+    state.forget(name)
+    return summary(record)
+
+
+@router.put("/models/{name}/loinc-mapping", response_model=LoincMapping, summary="Set a model's FHIR mapping")
+def set_loinc_mapping(name: str, body: LoincMapping, request: Request) -> dict:
+    from medai.serving.fhir import check_mapping
+
+    state = request.app.state.medai
+    audit_box(request)["model"] = name
+    record = state.registry.get(name)
+    model = state.load_model(record)
+    if getattr(model, "family", "tabular") != "tabular":
+        raise MedAIError(f"model {name!r} does not take tabular inputs; a LOINC mapping does not apply")
+    data = body.model_dump()
+    check_mapping(data, model.input_schema)
+    return state.loinc.set(name, data)
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=201, summary="Create an API key (shown once)")
+def create_key(body: KeyCreate, request: Request) -> dict:
+    record, key = request.app.state.medai.keys.create(body.name, body.role, body.expires_days)
+    audit_box(request)["detail"] = {"created_key_id": record.key_id, "created_role": record.role}
+    return dict(key_json(record), key=key)
+
+
+@router.get("/keys", response_model=KeyList, summary="List API keys (never their secrets)")
+def list_keys(request: Request) -> dict:
+    return {"keys": [key_json(r) for r in request.app.state.medai.keys.list()]}
+
+
+@router.delete("/keys/{key_id}", response_model=KeyInfo, summary="Revoke an API key")
+def revoke_key(key_id: str, request: Request) -> dict:
+    audit_box(request)["detail"] = {"revoked_key_id": key_id}
+    return key_json(request.app.state.medai.keys.revoke(key_id))
+
+
+@router.get("/audit", response_model=AuditPage, summary="Read the audit log")
+async def read_audit(
+    request: Request, since: datetime | None = None, limit: int = Query(1000, ge=1, le=10_000)
+) -> dict:
+    state = request.app.state.medai
+    await run_in_threadpool(state.audit_sink.flush, 10)
+
+    def rows() -> list[dict]:
+        out = []
+        for row in state.audit.export(since=since):
+            out.append(row)
+            if len(out) >= limit:
+                break
+        return out
+
+    return {"records": await run_in_threadpool(rows)}
+
+
+@router.get("/audit/verify", response_model=AuditVerify, summary="Check the audit log's hash chain")
+async def verify_audit(request: Request) -> dict:
+    state = request.app.state.medai
+    await run_in_threadpool(state.audit_sink.flush, 10)
+    result = await run_in_threadpool(state.audit.verify)
+    return {
+        "ok": result.ok,
+        "checked": result.checked,
+        "first_bad_seq": result.first_bad_seq,
+        "reason": result.reason,
+    }

@@ -1,0 +1,191 @@
+"""Request and response schemas of the MedAI service: the single source of the API contract (OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = float | int | str | bool | None
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="where the problem is, e.g. ['body', 'records', 0, 'age']")
+    msg: str
+    type: str = "value_error"
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer: ``detail`` is one line fit to show a user; ``errors`` lists field problems."""
+
+    detail: str
+    errors: list[ErrorItem] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    name: str
+    version: int
+    stage: str
+    task: str
+    kind: str
+    modality: str
+    family: str
+    learner: str
+    metrics: dict[str, Any]
+    created_at: str
+    description: str = ""
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class InputColumn(BaseModel):
+    name: str
+    kind: str
+    categories: list[str] = []
+
+
+class ModelDetail(BaseModel):
+    name: str
+    default_version: int
+    versions: list[ModelSummary]
+    task: str
+    kind: str
+    modality: str
+    family: str
+    input_kind: Literal["records", "files"]
+    input_schema: list[InputColumn] | None = None
+    file_input: dict[str, Any] | None = Field(None, description="what a file-based model reads (image size, formats)")
+    classes: list[str] | None = None
+    positive_label: str | None = None
+    threshold: float | None = None
+    metrics: dict[str, Any]
+    model_card: str | None = None
+    loinc_mapping: dict[str, str] | None = None
+
+
+class PredictRequest(BaseModel):
+    """Tabular input: one object per patient, column name -> value (numbers for numeric columns)."""
+
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Scalar]] = Field(min_length=1, max_length=10_000)
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: Any = None
+    contribution: float
+
+
+class Prediction(BaseModel):
+    index: int
+    label: str
+    probability: float | None = Field(None, description="probability of the positive label (binary models)")
+    probabilities: dict[str, float]
+    contributions: list[Contribution] | None = None
+    file: str | None = None
+    gradcam_png_base64: str | None = None
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    threshold: float | None = None
+    positive_label: str | None = None
+    predictions: list[Prediction]
+
+
+class JobInfo(BaseModel):
+    id: str
+    model: str
+    version: int | None
+    status: Literal["queued", "running", "done", "failed"]
+    kind: str
+    items: int | None = None
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    result_url: str | None = None
+
+
+class RegisterRequest(BaseModel):
+    artifact_dir: str = Field(description="a model artifact directory readable by the server")
+    name: str | None = None
+    description: str = ""
+
+
+class StageRequest(BaseModel):
+    stage: Literal["none", "staging", "production", "retired"]
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["viewer", "clinician", "admin"]
+    expires_days: float | None = Field(None, gt=0)
+
+
+class KeyInfo(BaseModel):
+    key_id: str
+    name: str
+    role: str
+    created_at: str
+    expires_at: str | None = None
+    revoked_at: str | None = None
+    last_used_at: str | None = None
+
+
+class KeyCreated(KeyInfo):
+    key: str = Field(description="the API key; shown once, never stored")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo]
+
+
+class AuditRecord(BaseModel):
+    seq: int
+    ts: str
+    key_id: str | None = None
+    role: str | None = None
+    action: str
+    route: str | None = None
+    method: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    input_sha256: str | None = None
+    outcome: str
+    status_code: int | None = None
+    client: str | None = None
+    detail: Any = None
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    records: list[AuditRecord]
+
+
+class AuditVerify(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+class LoincMapping(BaseModel):
+    """How FHIR input maps to a model's columns: LOINC code -> column; Patient gender/age -> columns."""
+
+    mapping: dict[str, str] = Field(description="LOINC code -> model input column")
+    gender_column: str | None = None
+    age_column: str | None = None
+    gender_values: dict[str, str] | None = Field(
+        None, description="FHIR gender (male/female/other/unknown) -> value the model expects"
+    )

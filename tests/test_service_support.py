@@ -1,0 +1,114 @@
+"""Shared fixtures of the service tests (imported by tests/test_service_*.py; holds no tests itself)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROLES = ("viewer", "clinician", "admin")
+
+
+@pytest.fixture(scope="session")
+def wdbc_artifact(tmp_path_factory) -> Path:
+    """A breast-cancer (WDBC) tabular model trained once per test session (~3 s)."""
+    from medai.workflows.tabular import TrainOptions, train_task_by_name
+
+    home = tmp_path_factory.mktemp("train_home")
+    out = tmp_path_factory.mktemp("wdbc") / "model"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDAI_HOME", str(home))
+        train_task_by_name("breast-cancer-wdbc", out, TrainOptions(seed=0, cv=None, n_boot=50, show_progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def wdbc_rows() -> list[dict[str, Any]]:
+    """Five real records (feature columns only) from scikit-learn's copy of WDBC."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.drop(columns=["target"]).head(5)
+    return [{k: float(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+class FakeFileModel:
+    """Stands in for an image family: records what it was given (paths, and the DICOM it read)."""
+
+    family = "imaging"
+    threshold = 0.5
+    class_names = ["normal", "abnormal"]
+    input_schema = {"kind": "image", "spatial_dims": 2, "channels": 1, "image_size": 28, "formats": ["png", "dicom"]}
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def predict_files(self, paths: list[Path], explain: bool) -> list[dict]:
+        import pydicom
+
+        from medai.privacy.dicom_deid import find_phi
+
+        out = []
+        for path in paths:
+            info: dict[str, Any] = {"path": str(path), "name": path.name, "bytes": path.read_bytes()}
+            if path.suffix == ".dcm":
+                ds = pydicom.dcmread(path, force=True)
+                info["phi"] = find_phi(ds)
+                info["identity_removed"] = str(ds.get("PatientIdentityRemoved", ""))
+            self.seen.append(info)
+            item = {"probabilities": {"normal": 0.7, "abnormal": 0.3}, "label": "normal", "probability": 0.3}
+            if explain:
+                item["gradcam_png_base64"] = "iVBORw0KGgo="
+            out.append(item)
+        return out
+
+
+@dataclass
+class Service:
+    app: Any
+    http: Any
+    keys: dict[str, str]
+    key_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self):
+        return self.app.state.medai
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
+
+    def client(self, role: str):
+        from medai.client import Client
+
+        return Client(key=self.keys[role], http=self.http)
+
+
+def start_service(settings=None, register: Path | None = None, name: str = "wdbc"):
+    """(context manager, Service) — the app with one key per role and ``register`` registered as ``name``."""
+    from fastapi.testclient import TestClient
+
+    from medai.registry import Registry
+    from medai.serving.app import Settings, create_app
+
+    if register is not None:
+        Registry().register(register, name=name)
+    app = create_app(settings or Settings(job_poll_s=0.05, rate_limit=100_000))
+    http = TestClient(app, raise_server_exceptions=False)
+    return http, app
+
+
+@pytest.fixture
+def service(wdbc_artifact):
+    http, app = start_service(register=wdbc_artifact)
+    with http:
+        keys, ids = {}, {}
+        for role in ROLES:
+            record, key = app.state.medai.keys.create(f"test-{role}", role)
+            keys[role], ids[role] = key, record.key_id
+        yield Service(app, http, keys, ids)
+
+
+def flush_audit(svc: Service) -> None:
+    svc.state.audit_sink.flush(timeout=10)
