@@ -7,7 +7,13 @@ from sklearn import metrics as skm
 from medai.errors import MedAIError
 from medai.evaluation.bootstrap import bootstrap_metrics
 from medai.evaluation.evaluate import evaluate_binary, summarize_cv
-from medai.evaluation.metrics import auprc, auroc, binary_metrics, expected_calibration_error, multiclass_metrics
+from medai.evaluation.metrics import (
+    auprc,
+    auroc,
+    binary_metrics,
+    expected_calibration_error,
+    multiclass_metrics,
+)
 from medai.evaluation.threshold import ThresholdRule, choose_threshold
 
 

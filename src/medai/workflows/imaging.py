@@ -17,7 +17,6 @@ import numpy as np
 from medai.data.registry import get_dataset
 from medai.data.splits import train_val_test_split
 from medai.data.tabular import choose_positive_label
-from medai.errors import MedAIError
 from medai.evaluation import plots
 from medai.evaluation.evaluate import confusion_matrix, evaluate_binary, evaluate_multiclass
 from medai.evaluation.report import render_card, render_report

@@ -31,19 +31,27 @@ class ImagingModel:
         self.spatial_dims = int(pre["spatial_dims"])
         self.class_names: list[str] = list(meta["classes"])
         self.positive_index: int | None = meta.get("positive_index")
-        self.threshold = float(meta["decision"]["threshold"]) if meta["decision"].get("threshold") is not None else None
+        self.threshold = (
+            float(meta["decision"]["threshold"]) if meta["decision"].get("threshold") is not None else None
+        )
 
     @property
     def input_schema(self) -> dict[str, Any]:
-        return {"kind": "image", "spatial_dims": self.spatial_dims, "channels": self.channels,
-                "image_size": self.image_size, "formats": ["png", "jpeg", "dicom", "nifti", "npy"]}
+        return {
+            "kind": "image",
+            "spatial_dims": self.spatial_dims,
+            "channels": self.channels,
+            "image_size": self.image_size,
+            "formats": ["png", "jpeg", "dicom", "nifti", "npy"],
+        }
 
     # -- inputs -----------------------------------------------------------------------------------------
     def prepare(self, images: list[np.ndarray], names: list[str] | None = None) -> np.ndarray:
         from medai.data.images import prepare_images
 
-        return prepare_images(images, self.image_size, channels=self.channels, spatial_dims=self.spatial_dims,
-                              names=names)
+        return prepare_images(
+            images, self.image_size, channels=self.channels, spatial_dims=self.spatial_dims, names=names
+        )
 
     def load_files(self, paths: list[Path]) -> np.ndarray:
         from medai.data.images import load_image
@@ -61,7 +69,9 @@ class ImagingModel:
         if self.positive_index is not None and proba.shape[1] == 2 and self.threshold is not None:
             positive = proba[:, self.positive_index] >= self.threshold
             negative = 1 - self.positive_index
-            return [self.class_names[self.positive_index] if p else self.class_names[negative] for p in positive]
+            return [
+                self.class_names[self.positive_index] if p else self.class_names[negative] for p in positive
+            ]
         return [self.class_names[i] for i in proba.argmax(axis=1)]
 
     def gradcam_png(self, x: np.ndarray) -> bytes:
