@@ -98,3 +98,22 @@ def test_skops_round_trip_and_refusal(data):
 
     with pytest.raises(IntegrityError, match="not allowed"):
         load_classifier(sio.dumps({"x": __import__("fractions").Fraction(1, 3)}), "evil")
+
+
+@pytest.mark.parametrize("learner,calibration", [
+    ("logistic", None), ("logistic", "sigmoid"), ("logistic", "isotonic"),
+    ("random-forest", None), ("lightgbm", None), ("lightgbm", "isotonic"),
+])
+def test_compiled_fast_path_equals_pipeline(data, learner, calibration):
+    from medai.models.tabular import TabularModel
+
+    X, y, schema = data
+    model = TabularModel(TabularClassifier(learner=learner, calibration=calibration).fit(X, y), schema, 0.5, {})
+    probe = X.iloc[:40].copy()
+    probe.loc[probe.index[0], "smoker"] = "vaper"  # unseen category
+    probe.loc[probe.index[1], "age"] = np.nan  # missing value (with a missing indicator)
+    probe.loc[probe.index[2], "sex"] = np.nan
+    records = [{k: (None if (isinstance(v, float) and np.isnan(v)) else v) for k, v in row.items()}
+               for row in probe.to_dict("records")]
+    expected = model.classifier.predict_proba(probe)[:, 1]
+    assert np.allclose(model.predict_records(records), expected, atol=1e-10, rtol=0)

@@ -187,6 +187,75 @@ class TabularClassifier(ClassifierMixin, BaseEstimator):
         return out
 
 
+class CompiledTabular:
+    """The fitted preprocessing and estimator of a :class:`TabularClassifier`, replayed with numpy.
+
+    Serving one record through the scikit-learn pipeline costs milliseconds of pandas and input checks;
+    this replays exactly the same arithmetic (median imputation with missing indicators, standard scaling,
+    one-hot encoding with unknown categories ignored, the estimator, the calibrator) in microseconds.
+    The tests check it against ``TabularClassifier.predict_proba`` on every learner.
+    """
+
+    def __init__(self, classifier: TabularClassifier):
+        check_is_fitted(classifier, "model_")
+        prep = classifier.pipeline_.named_steps["prep"]
+        self.numeric: list[str] = []
+        self.categorical: list[str] = []
+        for name, transformer, columns in prep.transformers_:
+            if name == "num" and len(columns):
+                self.numeric = list(columns)
+                impute, scale = transformer.named_steps["impute"], transformer.named_steps["scale"]
+                self.medians = np.asarray(impute.statistics_, dtype=float)
+                indicator = getattr(impute, "indicator_", None)
+                self.indicator_columns = np.asarray(indicator.features_ if indicator is not None else [], dtype=int)
+                self.mean = np.asarray(scale.mean_, dtype=float)
+                self.scale = np.asarray(scale.scale_, dtype=float)
+            elif name == "cat" and len(columns):
+                self.categorical = list(columns)
+                encoder = transformer.named_steps["onehot"]
+                self.fill = transformer.named_steps["impute"].fill_value
+                self.category_index = [{value: i for i, value in enumerate(cats)} for cats in encoder.categories_]
+                self.offsets = np.cumsum([0] + [len(c) for c in encoder.categories_])
+        self.estimator = classifier.pipeline_.named_steps["model"]
+        self.linear = classifier.chosen_learner_ == "logistic"
+        self.calibrator = None
+        if classifier.calibration:
+            self.calibrator = classifier.model_.calibrated_classifiers_[0].calibrators[0]
+
+    def transform(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """``numeric`` (n, len(self.numeric)) float with NaN; ``categorical`` (n, len(self.categorical))."""
+        blocks = []
+        if self.numeric:
+            missing = np.isnan(numeric)
+            imputed = np.where(missing, self.medians, numeric)
+            stacked = np.hstack([imputed, missing[:, self.indicator_columns].astype(float)])
+            blocks.append((stacked - self.mean) / self.scale)
+        if self.categorical:
+            onehot = np.zeros((len(categorical), int(self.offsets[-1])))
+            for j, index in enumerate(self.category_index):
+                for i, value in enumerate(categorical[:, j]):
+                    key = self.fill if value is None or (isinstance(value, float) and np.isnan(value)) else value
+                    position = index.get(key)
+                    if position is not None:
+                        onehot[i, self.offsets[j] + position] = 1.0
+            blocks.append(onehot)
+        return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+
+    def predict_proba(self, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+        """Probability of the positive class, shape (n,)."""
+        z = self.transform(numeric, categorical)
+        if self.linear:
+            score = z @ self.estimator.coef_[0] + self.estimator.intercept_[0]
+        elif self.calibrator is None:
+            return self.estimator.predict_proba(z)[:, 1]
+        else:  # the calibrator was fitted on what scikit-learn feeds it: decision_function when available
+            score = (self.estimator.decision_function(z) if hasattr(self.estimator, "decision_function")
+                     else self.estimator.predict_proba(z)[:, 1])
+        if self.calibrator is not None:
+            return np.clip(self.calibrator.predict(score), 0.0, 1.0)
+        return 1.0 / (1.0 + np.exp(-score))
+
+
 def save_classifier(model: TabularClassifier) -> bytes:
     import skops.io as sio
 
@@ -216,6 +285,7 @@ class TabularModel:
         self.schema = schema
         self.threshold = float(threshold)
         self.meta = meta
+        self._compiled: CompiledTabular | None = None
 
     @property
     def input_schema(self) -> list[dict[str, Any]]:
@@ -228,6 +298,18 @@ class TabularModel:
 
     def predict_proba(self, frame: pd.DataFrame, source: str = "input") -> np.ndarray:
         return self.classifier.predict_proba(self.features(frame, source))[:, 1]
+
+    def predict_records(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Positive-class probabilities for records whose values are already typed (numbers as int/float or
+        None, categories as str or None), as the service's validated JSON gives them: the fast path."""
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = CompiledTabular(self.classifier)
+        numeric = np.array([[np.nan if r.get(c) is None else float(r[c]) for c in compiled.numeric]
+                            for r in records], dtype=float).reshape(len(records), len(compiled.numeric))
+        categorical = np.array([[None if r.get(c) is None else _category_text(r[c]) for c in compiled.categorical]
+                                for r in records], dtype=object).reshape(len(records), len(compiled.categorical))
+        return compiled.predict_proba(numeric, categorical)
 
     def contributions(self, frame: pd.DataFrame, top_k: int = 3, source: str = "input") -> list[list[dict]]:
         """Per record, the ``top_k`` features with the largest |SHAP| (log-odds), with their values."""
@@ -256,6 +338,12 @@ class TabularModel:
             out["top_contributions"] = ["; ".join(f"{c['feature']}={c['contribution']:+.3f}" for c in row)
                                         for row in contributions]
         return out
+
+
+def _category_text(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
 
 
 def _jsonable(value):

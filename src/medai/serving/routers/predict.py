@@ -50,32 +50,15 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def feature_frame(model, records: list[dict[str, Any]]):
-    """The model's feature frame built straight from validated JSON records (same values and dtypes as
-    ``coerce_features``, which is written for CSV text and costs ~1 ms a call more)."""
-    import numpy as np
-    import pandas as pd
-
-    from medai.data.tabular import _label_text
-
-    columns: dict[str, Any] = {}
-    for spec in model.input_schema:
-        name = spec["name"]
-        if spec["kind"] == "numeric":
-            columns[name] = np.array([np.nan if r[name] is None else float(r[name]) for r in records], dtype=float)
-        else:
-            columns[name] = np.array(
-                [np.nan if r[name] is None else _label_text(r[name]) for r in records], dtype=object
-            )
-    return pd.DataFrame(columns)
-
-
 def tabular_predictions(model, records: list[dict[str, Any]], explain: bool, top_k: int = 5) -> list[dict]:
     validate_records(records, model.input_schema)
-    features = feature_frame(model, records)
-    probabilities = model.classifier.predict_proba(features)[:, 1]
+    probabilities = model.predict_records(records)
     negative, positive = model.schema.classes[0], model.schema.positive_label
-    contributions = model.contributions(features, top_k=top_k, source="records") if explain else None
+    contributions = None
+    if explain:
+        import pandas as pd
+
+        contributions = model.contributions(pd.DataFrame.from_records(records), top_k=top_k, source="records")
     out = []
     for i, p in enumerate(probabilities):
         p = float(p)
