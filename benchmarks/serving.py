@@ -42,7 +42,6 @@ BIN = Path(PY).parent
 BARE_APP = textwrap.dedent(
     """
     import os
-    import pandas as pd
     from fastapi import FastAPI
     from pydantic import BaseModel
     from medai.models.loading import load_model
@@ -55,7 +54,7 @@ BARE_APP = textwrap.dedent(
 
     @app.post("/predict")
     def predict(body: Body):
-        p = model.predict_proba(pd.DataFrame.from_records(body.records))
+        p = model.predict_records(body.records)  # the same prediction call MedAI's service makes
         return {"predictions": [{"probability": float(x),
                                  "label": model.schema.positive_label if x >= model.threshold
                                  else model.schema.classes[0]} for x in p]}

@@ -286,10 +286,14 @@ class TabularModel:
         self.threshold = float(threshold)
         self.meta = meta
         self._compiled: CompiledTabular | None = None
+        self._input_schema: list[dict[str, Any]] | None = None
 
     @property
     def input_schema(self) -> list[dict[str, Any]]:
-        return [c.to_json() for c in self.schema.features]
+        """The columns a record needs (built once: the service reads it on every request)."""
+        if self._input_schema is None:
+            self._input_schema = [c.to_json() for c in self.schema.features]
+        return self._input_schema
 
     def features(self, frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
         if len(frame) == 0:
