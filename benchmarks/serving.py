@@ -36,6 +36,9 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme_table import update_readme  # noqa: E402
+
 PY = sys.executable
 BIN = Path(PY).parent
 
@@ -218,6 +221,7 @@ def main() -> None:
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--skip-image", action="store_true", help="skip the image predict latency of (a)")
     parser.add_argument("--image-requests", type=int, default=200)
+    parser.add_argument("--no-readme", action="store_true", help="do not write the table into README.md")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="medai-bench-"))
@@ -401,6 +405,24 @@ def main() -> None:
             f"{results_image['rps']:.0f} req/s"
         )
     print("note: shared 2-core machine; load generator and servers compete for the same cores; noisy numbers")
+    if not args.no_readme and "a" in results:
+        n = args.connections
+        lines = [f"| server | p50 ms (1 conn.) | p99 ms (1 conn.) | req/s (1 conn.) | req/s ({n} conn.) |",
+                 "|---|---|---|---|---|"]
+        for name, r in results.items():
+            lines.append(f"| {labels[name]} | {r['single']['p50_ms']:.2f} | {r['single']['p99_ms']:.2f} | "
+                         f"{r['single']['rps']:.0f} | {r['many']['rps']:.0f} |")
+        if "b" in results:
+            lines.append(f"\n(a)/(b) throughput {results['a']['single']['rps'] / results['b']['single']['rps']:.2f} "
+                         f"(1 connection), {results['a']['many']['rps'] / results['b']['many']['rps']:.2f} ({n})")
+        if "c" in results:
+            lines.append(f"(a)/(c) throughput {results['a']['single']['rps'] / results['c']['single']['rps']:.2f} "
+                         f"(1 connection), {results['a']['many']['rps'] / results['c']['many']['rps']:.2f} ({n})")
+        if results_image is not None:
+            lines.append(f"image predict (28 px PNG, small CNN): p50 {results_image['p50_ms']:.1f} ms, "
+                         f"p99 {results_image['p99_ms']:.1f} ms")
+        lines.append(f"load generator {gen}; client and servers share the 2 cores")
+        print("README updated" if update_readme("serving", "\n".join(lines)) else "README has no serving markers")
 
 
 if __name__ == "__main__":
