@@ -146,3 +146,13 @@ def test_parse_cv_and_duplicates():
         parse_cv("five")
     a = pd.DataFrame({"x": [1, 2, 3]})
     assert duplicate_rows_across(a, pd.DataFrame({"x": [3, 4]})) == 1
+
+
+def test_unknown_dataset_names_the_known_ones():
+    from medai.data.registry import get_dataset, list_datasets
+
+    with pytest.raises(NotFoundError, match="unknown dataset 'nope'; known datasets: .*diabetes-pima"):
+        get_dataset("nope")
+    names = {d.name for d in list_datasets()}
+    assert {"breast-cancer-wdbc", "heart-disease-cleveland", "diabetes-pima", "pneumoniamnist"} <= names
+    assert get_dataset("breast-cancer-wdbc").availability() == "package"
