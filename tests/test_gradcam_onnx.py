@@ -32,9 +32,9 @@ def toy(n=48, size=16, dims=2, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     X, y = toy()
-    clf = ImageClassifier(
-        network="small-cnn", width=8, epochs=2, batch_size=16, progress=False, num_threads=2
-    ).fit(X, y)
+    clf = ImageClassifier(network="small-cnn", width=8, epochs=2, batch_size=16, progress=False, num_threads=2).fit(
+        X, y
+    )
     return clf, X
 
 

@@ -62,9 +62,7 @@ def psnr(clean: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> float:
     b, _ = _as_batch(test, "test")
     if a.shape != b.shape:
         raise MedAIError(f"clean has shape {a.shape} and test {b.shape}; expected the same shape")
-    return float(
-        np.mean([peak_signal_noise_ratio(x, y, data_range=data_range) for x, y in zip(a, b, strict=True)])
-    )
+    return float(np.mean([peak_signal_noise_ratio(x, y, data_range=data_range) for x, y in zip(a, b, strict=True)]))
 
 
 def ssim(clean: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> float:
@@ -140,9 +138,7 @@ class ClassicalDenoiser:
     def fit(self, clean_images: Any = None) -> ClassicalDenoiser:
         """Nothing to learn; checks the parameters and returns ``self``."""
         if self.method not in METHODS:
-            raise MedAIError(
-                f"unknown denoising method {self.method!r}; expected one of {', '.join(METHODS)}"
-            )
+            raise MedAIError(f"unknown denoising method {self.method!r}; expected one of {', '.join(METHODS)}")
         return self
 
     def _sigma(self, img: np.ndarray) -> float:
@@ -310,14 +306,10 @@ class DnCNNDenoiser:
         import torch
 
         if not hasattr(self, "network_"):
-            raise MedAIError(
-                "this DnCNNDenoiser is not fitted yet; call fit(clean_images) or DnCNNDenoiser.load"
-            )
+            raise MedAIError("this DnCNNDenoiser is not fitted yet; call fit(clean_images) or DnCNNDenoiser.load")
         x, shape = _as_batch(noisy, "noisy")
         if x.shape[1] != self.channels_:
-            raise MedAIError(
-                f"noisy has {x.shape[1]} channel(s); the denoiser was fitted on {self.channels_}"
-            )
+            raise MedAIError(f"noisy has {x.shape[1]} channel(s); the denoiser was fitted on {self.channels_}")
         old = torch.get_num_threads()
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
@@ -371,14 +363,10 @@ class DnCNNDenoiser:
         cfg_path, w_path = directory / "denoiser.json", directory / "weights.safetensors"
         for p in (cfg_path, w_path):
             if not p.is_file():
-                raise MedAIError(
-                    f"{str(p)!r} does not exist; expected a directory written by DnCNNDenoiser.save"
-                )
+                raise MedAIError(f"{str(p)!r} does not exist; expected a directory written by DnCNNDenoiser.save")
         cfg = json.loads(cfg_path.read_text("utf-8"))
         if cfg.get("format") != "medai.dncnn-denoiser":
-            raise MedAIError(
-                f"{str(cfg_path)!r} has format {cfg.get('format')!r}; expected 'medai.dncnn-denoiser'"
-            )
+            raise MedAIError(f"{str(cfg_path)!r} has format {cfg.get('format')!r}; expected 'medai.dncnn-denoiser'")
         params = dict(cfg["params"])
         if isinstance(params["sigma"], list):
             params["sigma"] = tuple(params["sigma"])

@@ -76,9 +76,7 @@ class RandomAffine:
     """Random rotation (degrees, in-plane for 2D, about all three axes for 3D), translation (fraction of the
     size) and isotropic scaling, applied with probability ``p`` per image; bilinear, border padding."""
 
-    def __init__(
-        self, degrees: float = 10.0, translate: float = 0.1, scale: float = 0.1, p: float = 0.8
-    ) -> None:
+    def __init__(self, degrees: float = 10.0, translate: float = 0.1, scale: float = 0.1, p: float = 0.8) -> None:
         self.degrees, self.translate, self.scale, self.p = degrees, translate, scale, p
 
     def __call__(self, x: Batch, generator: torch.Generator | None = None) -> Batch:
@@ -105,18 +103,13 @@ class RandomAffine:
         return _back(out, was_np)
 
     def __repr__(self) -> str:
-        return (
-            f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, "
-            f"p={self.p})"
-        )
+        return f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, p={self.p})"
 
 
 class IntensityJitter:
     """Per-image brightness shift, contrast scaling about the image mean, and gamma, then clip to [0, 1]."""
 
-    def __init__(
-        self, brightness: float = 0.1, contrast: float = 0.1, gamma: float = 0.0, p: float = 0.8
-    ) -> None:
+    def __init__(self, brightness: float = 0.1, contrast: float = 0.1, gamma: float = 0.0, p: float = 0.8) -> None:
         self.brightness, self.contrast, self.gamma, self.p = brightness, contrast, gamma, p
 
     def __call__(self, x: Batch, generator: torch.Generator | None = None) -> Batch:
@@ -146,7 +139,5 @@ def default_augmentation(spatial_dims: int, *, hflip: bool = False, strength: fl
     if hflip:
         transforms.append(RandomFlip(axes=(-1,)))
     transforms.append(RandomAffine(degrees=10 * strength, translate=0.08 * strength, scale=0.1 * strength))
-    transforms.append(
-        IntensityJitter(brightness=0.1 * strength, contrast=0.15 * strength, gamma=0.15 * strength)
-    )
+    transforms.append(IntensityJitter(brightness=0.1 * strength, contrast=0.15 * strength, gamma=0.15 * strength))
     return Compose(transforms)

@@ -146,9 +146,7 @@ def build_network(
             stride = 1 if spatial_dims == 2 else 2
         else:
             stride = 1 if stem == "small" else 2
-        return SmallCNN(
-            spatial_dims, in_channels, num_classes, width=width, dropout=dropout, stem_stride=stride
-        )
+        return SmallCNN(spatial_dims, in_channels, num_classes, width=width, dropout=dropout, stem_stride=stride)
 
     from monai.networks import nets
 

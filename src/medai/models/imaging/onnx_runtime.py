@@ -89,9 +89,7 @@ class OnnxImageClassifier:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "medai_classes" not in meta:
             raise MedAIError(f"{str(path)!r} lacks medai metadata; expected a file written by export_onnx")
-        self.classes_ = np.asarray(
-            json.loads(meta["medai_classes"]), dtype=meta.get("medai_classes_dtype") or None
-        )
+        self.classes_ = np.asarray(json.loads(meta["medai_classes"]), dtype=meta.get("medai_classes_dtype") or None)
         self.input_shape_ = tuple(json.loads(meta["medai_input_shape"]))
         self.batch_size = batch_size
         self.path = path
@@ -99,9 +97,7 @@ class OnnxImageClassifier:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
         if X.ndim != len(self.input_shape_) + 1 or X.shape[1] != self.input_shape_[0]:
-            raise MedAIError(
-                f"X has shape {tuple(X.shape)}; expected (N, {', '.join(map(str, self.input_shape_))})"
-            )
+            raise MedAIError(f"X has shape {tuple(X.shape)}; expected (N, {', '.join(map(str, self.input_shape_))})")
         if not np.issubdtype(X.dtype, np.floating) or not np.isfinite(X).all():
             raise MedAIError("X must hold finite float values in [0, 1]")
         X = np.ascontiguousarray(X, dtype=np.float32)
