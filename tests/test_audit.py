@@ -293,3 +293,27 @@ def test_background_writer_group_commit(database_url):
     writer.close(timeout=60)
     assert sorted(seqs) == list(range(1, 21))
     assert log.verify().ok and log.count() == 20
+
+
+def test_verify_is_not_fooled_by_a_concurrent_writer(database_url):
+    """A service keeps appending while someone verifies: every verify must still say the chain is intact."""
+    import threading
+
+    log = AuditLog(database_url)
+    log.record("seed", key_id="k", outcome="ok")
+    stop = threading.Event()
+
+    def writer():
+        while not stop.is_set():
+            log.record_many([{"action": "predict", "key_id": "k"} for _ in range(3)])
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        results = [AuditLog(database_url).verify() for _ in range(25)]
+    finally:
+        stop.set()
+        thread.join()
+    bad = [r for r in results if not r.ok]
+    assert not bad, bad[0]
+    assert AuditLog(database_url).verify().ok

@@ -480,13 +480,16 @@ class AuditLog:
                     head_seq + 1,
                     f"the saved anchor is at seq {anchor.seq}, past the log's end",
                 )
-            # Rows past the head are fine if the head moved on meanwhile (concurrent writers); rows past
-            # the *current* head were not written by record().
-            now_head = conn.scalar(select(_head_t.c.seq).where(_head_t.c.id == _HEAD_ID))
-            stray = conn.scalar(select(func.min(_log_t.c.seq)).where(_log_t.c.seq > (now_head or 0)))
+            # Rows past the head we checked are fine if the head has moved on since (concurrent writers).
+            # Look for them first and re-read the head after: a row is committed together with a head that
+            # covers it, so a head read later can never lag a genuine row, whatever the isolation level.
+            stray = conn.scalar(select(func.min(_log_t.c.seq)).where(_log_t.c.seq > head_seq))
             conn.rollback()
             if stray is not None:
-                return VerifyResult(False, checked, int(stray), f"row seq {stray} lies past the chain head")
+                now_head = conn.scalar(select(_head_t.c.seq).where(_head_t.c.id == _HEAD_ID))
+                conn.rollback()
+                if int(stray) > int(now_head or 0):
+                    return VerifyResult(False, checked, int(stray), f"row seq {stray} lies past the chain head")
         return VerifyResult(True, checked)
 
     def export(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
