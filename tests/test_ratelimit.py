@@ -70,11 +70,11 @@ def test_from_url_picks_backend(redis_url, redis_prefix):
 
 
 def test_redis_limiter_allows_n_then_denies_then_resets(redis_url, redis_prefix):
-    limiter = RateLimiter.from_url(redis_url, 3, 0.5, prefix=redis_prefix)
+    limiter = RateLimiter.from_url(redis_url, 3, 2.0, prefix=redis_prefix)  # wide enough for a loaded CI machine
     try:
         assert [limiter.hit("k1").allowed for _ in range(3)] == [True, True, True]
         allowed, retry_after = limiter.hit("k1")
-        assert not allowed and 0 < retry_after <= 0.5
+        assert not allowed and 0 < retry_after <= 2.0
         assert limiter.hit("k2").allowed
         time.sleep(retry_after + 0.05)
         assert limiter.hit("k1") == (True, 0.0)
