@@ -7,15 +7,37 @@ SQLAlchemy URL (``postgresql+psycopg://...``) in production.
 from __future__ import annotations
 
 import threading
+from datetime import UTC
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from medai import config
 
 
 class Base(DeclarativeBase):
     """Declarative base shared by all MedAI tables, so ``create_all`` makes the whole schema."""
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every back-end (SQLite drops the zone; this puts it back).
+
+    A naive datetime is taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = (value.replace(tzinfo=UTC) if value.tzinfo is None else value).astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _engines: dict[str, Engine] = {}

@@ -50,11 +50,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Connection,
-    DateTime,
     Engine,
     Integer,
     String,
-    TypeDecorator,
     func,
     insert,
     select,
@@ -63,7 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from medai.db import Base, get_engine
+from medai.db import Base, UTCDateTime, get_engine
 from medai.errors import MedAIError
 
 __all__ = [
@@ -121,24 +119,6 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # -------------------------------------------------------------------------------------------- tables
 
 
-class _UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC datetimes on every back-end (SQLite drops the zone; this puts it back)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        value = _as_utc(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 _SeqType = BigInteger().with_variant(Integer, "sqlite")
 
 
@@ -148,7 +128,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     seq: Mapped[int] = mapped_column(_SeqType, primary_key=True, autoincrement=False)
-    ts: Mapped[datetime] = mapped_column(_UTCDateTime, nullable=False, index=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     action: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -43,10 +43,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, String, TypeDecorator, select
+from sqlalchemy import CheckConstraint, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from medai.db import Base, session_factory
+from medai.db import Base, UTCDateTime, session_factory
 from medai.errors import MedAIError, NotFoundError
 
 __all__ = [
@@ -121,26 +121,6 @@ class PermissionDeniedError(MedAIError):
 # --------------------------------------------------------------------------------------------- table
 
 
-class _UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC datetimes on every back-end (SQLite drops the zone; this puts it back)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 class ApiKey(Base):
     """One API key. ``key_hash`` is ``scrypt$n$r$p$salt$hash``; the key itself is never stored."""
 
@@ -152,10 +132,10 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     key_hash: Mapped[str] = mapped_column(String(255), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(_UTCDateTime, nullable=False)
-    expires_at: Mapped[datetime | None] = mapped_column(_UTCDateTime, nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(_UTCDateTime, nullable=True)
-    last_used_at: Mapped[datetime | None] = mapped_column(_UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 @dataclass(frozen=True)
