@@ -260,7 +260,7 @@ def test_background_writer_keeps_records_it_cannot_write(database_url):
         def _prepare(self, event):
             return log._prepare(event)
 
-        def record_many(self, events):
+        def _append(self, events):
             self.calls += 1
             raise RuntimeError("database down")
 

@@ -40,8 +40,12 @@ def test_predict_matches_the_model_in_process(service, wdbc_rows):
 
     from medai.registry import Registry
 
+    from medai.serving.schemas import PredictResponse
+
     result = service.client("clinician").predict("wdbc", wdbc_rows)
     assert result["model"] == "wdbc" and result["version"] == 1
+    # the fast path answers without FastAPI's response-model step: its body must still be the declared contract
+    assert PredictResponse.model_validate(result).model_dump(exclude_none=True) == result
     model = Registry().load("wdbc")
     expected = model.predict_proba(pd.DataFrame(wdbc_rows))
     for item, p in zip(result["predictions"], expected, strict=True):

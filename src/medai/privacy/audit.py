@@ -297,7 +297,10 @@ class AuditLog:
 
     def record_many(self, events: Iterable[Mapping[str, Any]]) -> list[int]:
         """Append several rows (keyword dicts as for :meth:`record`) in one transaction; their seqs."""
-        prepared = [self._prepare(event) for event in events]
+        return self._append([self._prepare(event) for event in events])
+
+    def _append(self, prepared: list[dict[str, Any]]) -> list[int]:
+        """Chain and insert rows already checked by :meth:`_prepare`, in one transaction."""
         if not prepared:
             return []
         self._ensure_head()
@@ -553,8 +556,7 @@ class BackgroundAuditWriter:
         self._raise_if_failed()
         if self._closed:
             raise MedAIError("audit writer is closed")
-        event = dict(fields, action=action)
-        self.log._prepare(event)  # fail fast on bad input
+        event = self.log._prepare(dict(fields, action=action))  # checked once, here: bad input fails fast
         slot = _Slot() if wait else None
         self._queue.put((event, slot))
         if slot is None:
@@ -612,7 +614,7 @@ class BackgroundAuditWriter:
             if events and error is None:
                 for attempt in range(self.max_retries + 1):
                     try:
-                        seqs = self.log.record_many(events)
+                        seqs = self.log._append(events)
                         break
                     except Exception as exc:  # noqa: BLE001 - kept and re-raised to callers
                         log.warning("audit write failed (attempt %d): %s", attempt + 1, exc)
