@@ -39,7 +39,6 @@ def test_predict_matches_the_model_in_process(service, wdbc_rows):
     import pandas as pd
 
     from medai.registry import Registry
-
     from medai.serving.schemas import PredictResponse
 
     result = service.client("clinician").predict("wdbc", wdbc_rows)
