@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -154,7 +155,7 @@ def train(
                                seed=seed, cv="task" if cv is None else cv, threshold=threshold,
                                show_progress=not as_json)
         destination = out_dir or Path("runs") / the_task.name
-        with err.status(f"training {the_task.name}...") if not as_json else _nullcontext():
+        with err.status(f"training {the_task.name}...") if not as_json else nullcontext():
             result = train_tabular(frame, the_task, destination, options, data_info=info,
                                    id_column=id_column, group_column=group_column)
     record = None
@@ -167,14 +168,6 @@ def train(
     _print_metrics(result.metrics, title=f"{the_task.name}: test set (95% bootstrap CI)")
     where = f"; registered as {record.ref}" if record else ""
     out.print(f"model written to {destination}{where}")
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _print_metrics(metrics: dict, title: str) -> None:

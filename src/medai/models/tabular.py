@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold
@@ -361,10 +361,6 @@ def load_tabular(directory: Path, meta: dict[str, Any]) -> TabularModel:
     classifier = load_classifier(path.read_bytes(), str(path))
     schema = TabularSchema.from_json(meta["input_schema"])
     return TabularModel(classifier, schema, meta["decision"]["threshold"], meta)
-
-
-def fresh_copy(model: TabularClassifier) -> TabularClassifier:
-    return clone(model)
 
 
 base.register_family("tabular", load_tabular)

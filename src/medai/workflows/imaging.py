@@ -53,6 +53,8 @@ class ImageData:
     classes: list[str]
     source: str
     official_split: bool
+    license: str = "user data"
+    citation: str = ""
 
 
 def load_task_data(task: Task) -> ImageData:
@@ -60,7 +62,7 @@ def load_task_data(task: Task) -> ImageData:
     splits = spec.load()
     classes = list(spec.extra.get("classes") or [str(c) for c in np.unique(splits["train"][1])])
     return ImageData({s: splits[s][0] for s in SPLITS}, {s: splits[s][1] for s in SPLITS}, classes,
-                     spec.name, official_split=True)
+                     spec.name, official_split=True, license=spec.license, citation=spec.citation)
 
 
 def load_user_data(path: Path, seed: int = 0, path_column: str = "path", label_column: str = "label") -> ImageData:
@@ -285,8 +287,7 @@ def train_image_task(task: Task, out: str | Path, options: ImageTrainOptions | N
         "input_schema": explainer.input_schema,
         "decision": decision,
         "data": {"dataset": data.source, "fingerprint": fingerprint, "n_records": int(sum(len(y[s]) for s in SPLITS)),
-                 "license": get_dataset(task.dataset).license if not Path(task.dataset).exists() else "user data",
-                 "citation": get_dataset(task.dataset).citation if not Path(task.dataset).exists() else ""},
+                 "license": data.license, "citation": data.citation},
         "metrics": {"test": test},
         "medai_version": medai_version(),
         "libraries": library_versions(),
