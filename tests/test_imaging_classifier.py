@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
@@ -241,3 +242,106 @@ def test_real_pneumonia_subset_learns():
         network="small-cnn", width=16, epochs=3, batch_size=64, lr=3e-3, progress=False, num_threads=2
     ).fit(X, y)
     assert roc_auc_score(yt, clf.predict_proba(Xt)[:, 1]) > 0.75
+
+
+def test_ema_weights_are_the_average_not_the_last_step():
+    X, y = toy()
+    plain = ImageClassifier(**FAST).fit(X, y)
+    ema = ImageClassifier(ema_decay=0.9, **FAST).fit(X, y)
+    # same seed and data: only the averaging differs, and the kept weights are not the last step's
+    assert not np.allclose(plain.predict_proba(X), ema.predict_proba(X))
+    assert ema.best_epoch_ == 2
+    with pytest.raises(MedAIError, match="ema_decay"):
+        ImageClassifier(ema_decay=1.5, **FAST).fit(X, y)
+
+
+def test_ema_checkpoint_resume_matches_uninterrupted(tmp_path):
+    X, y = toy()
+    params = {**FAST, "epochs": 3, "ema_decay": 0.9}
+    full = ImageClassifier(**params).fit(X, y, X[:32], y[:32])
+    with pytest.raises(KeyboardInterrupt):
+        Interrupted(**params).fit(X, y, X[:32], y[:32], checkpoint_dir=tmp_path)
+    resumed = ImageClassifier(**params).fit(X, y, X[:32], y[:32], checkpoint_dir=tmp_path, resume=True)
+    np.testing.assert_allclose(resumed.predict_proba(X), full.predict_proba(X), atol=1e-6)
+
+
+def test_ensemble_averages_its_members_and_round_trips(tmp_path):
+    from medai.explain.gradcam import gradcam
+    from medai.models.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
+
+    X, y = toy(labels=("a", "b"))
+    params = {**FAST, "lr": 3e-3}
+    ens = ImageClassifier(n_members=2, seed=5, **params).fit(X, y, X[:32], y[:32])
+    members = [ImageClassifier(seed=s, **params).fit(X, y, X[:32], y[:32]) for s in (5, 1005)]
+    expected = np.mean([m.predict_proba(X) for m in members], axis=0)
+    np.testing.assert_allclose(ens.predict_proba(X), expected, atol=1e-6)
+    assert [m["seed"] for m in ens.members_] == [5, 1005]
+    assert ens.best_epoch_ == [m.best_epoch_ for m in members]
+    assert [h["member"] for h in ens.history_] == [0, 0, 1, 1]
+    assert ens.best_score_ == pytest.approx(roc_auc_score(y[:32] == "b", ens.predict_proba(X[:32])[:, 1]))
+
+    ens.save(tmp_path / "m")
+    back = ImageClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.predict_proba(X), ens.predict_proba(X))
+    assert back.members_ == ens.members_
+
+    onnx = OnnxImageClassifier(export_onnx(ens, tmp_path / "m.onnx"))
+    np.testing.assert_allclose(onnx.predict_proba(X), ens.predict_proba(X), atol=1e-5)
+    heat = gradcam(ens, X[:4])
+    assert heat.shape == (4, 16, 16) and heat.min() >= 0 and heat.max() == pytest.approx(1.0)
+    # the ensemble map is the mean of the members' maps, not member 0's alone
+    only_first = gradcam(ens, X[:4], layer="members.0.features.stage3")
+    assert not np.allclose(heat, only_first)
+
+
+def test_ensemble_resumes_per_member(tmp_path):
+    X, y = toy()
+    params = {**FAST, "n_members": 2}
+    full = ImageClassifier(**params).fit(X, y, X[:32], y[:32])
+    ImageClassifier(**params).fit(X, y, X[:32], y[:32], checkpoint_dir=tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"member-0", "member-1"}
+    resumed = ImageClassifier(**params).fit(X, y, X[:32], y[:32], checkpoint_dir=tmp_path, resume=True)
+    np.testing.assert_allclose(resumed.predict_proba(X), full.predict_proba(X), atol=1e-6)
+    with pytest.raises(MedAIError, match="n_members"):
+        ImageClassifier(**{**FAST, "n_members": 0}).fit(X, y)
+
+
+def test_mixup_is_seeded_changes_training_and_checks_its_value():
+    X, y = toy()
+    plain = ImageClassifier(**FAST).fit(X, y).predict_proba(X)
+    a = ImageClassifier(mixup=0.4, **FAST).fit(X, y).predict_proba(X)
+    b = ImageClassifier(mixup=0.4, **FAST).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, plain)
+    with pytest.raises(MedAIError, match="mixup"):
+        ImageClassifier(mixup=-1, **FAST).fit(X, y)
+
+
+def test_keep_last_trains_the_whole_schedule_and_keeps_the_final_weights():
+    # validation labels inverted, as in test_best_weights_are_really_restored: "best" would go back to an early
+    # epoch, "last" must not
+    X, y = toy(n=96)
+    clf = Recorder(**{**FAST, "epochs": 4, "patience": 1, "lr": 3e-3, "keep": "last"}).fit(X, y, X, 1 - y)
+    assert len(clf.history_) == 4 and clf.best_epoch_ == 4
+    assert state_equal(clf.snapshots_[-1], clf.network_.state_dict())
+    assert clf.best_score_ == clf.history_[-1]["val_auroc"]
+    with pytest.raises(MedAIError, match="keep"):
+        ImageClassifier(keep="first", **FAST).fit(X, y)
+
+
+def test_mixed_ensemble_builds_each_member_from_its_parameters(tmp_path):
+    from medai.explain.gradcam import gradcam
+
+    X, y = toy()
+    mixed = [{}, {"network": "resnet18", "stem": "standard"}]
+    ens = ImageClassifier(n_members=3, member_params=mixed, **{**FAST, "epochs": 1}).fit(X, y, X[:32], y[:32])
+    assert [m["network"] for m in ens.members_] == ["small-cnn", "resnet18", "small-cnn"]
+    assert [type(m).__name__ for m in ens.network_.members] == ["SmallCNN", "ResNet", "SmallCNN"]
+    ens.save(tmp_path / "m")
+    back = ImageClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.predict_proba(X), ens.predict_proba(X))
+    assert gradcam(back, X[:2]).shape == (2, 16, 16)
+    with pytest.raises(MedAIError, match="member_params may not set"):
+        ImageClassifier(n_members=2, member_params=[{"seed": 3}], **FAST).fit(X, y)
+    with pytest.raises(MedAIError, match="member_params may not set"):
+        ImageClassifier(n_members=2, member_params=[{"colour": 3}], **FAST).fit(X, y)

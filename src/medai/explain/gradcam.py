@@ -5,7 +5,8 @@
 
 The target layer is chosen per network (the last convolutional stage: ``layer4`` of the ResNets,
 ``class_layers.relu`` of DenseNet-121, ``features.stage3`` of small-cnn); for any other module the last
-``Conv2d``/``Conv3d`` is used.
+``Conv2d``/``Conv3d`` is used. For an ensemble (:class:`~medai.models.imaging.networks.MemberAverage`) the map
+is the mean of the members' maps, each taken through the ensemble's output at that member's layer.
 """
 
 from __future__ import annotations
@@ -74,16 +75,30 @@ def gradcam(model, X: np.ndarray, target_class=None, layer: str | None = None) -
             class_idx = int(target_class)
         else:
             raise MedAIError(f"target_class {target_class!r} is not a class of the model")
-    layer = layer or _target_layer(network, network_name)
-    if layer not in dict(network.named_modules()):
-        raise MedAIError(f"layer {layer!r} is not a module of the network")
+    from medai.models.imaging.networks import MemberAverage
+
+    if layer is not None:
+        layers = [layer]
+    elif isinstance(network, MemberAverage):
+        names = [m["network"] for m in getattr(model, "members_", [])]
+        if len(names) != len(network.members):  # a bare module: no per-member network names
+            names = [network_name] * len(network.members)
+        pairs = enumerate(zip(network.members, names, strict=True))
+        layers = [f"members.{i}.{_target_layer(member, name)}" for i, (member, name) in pairs]
+    else:
+        layers = [_target_layer(network, network_name)]
+    modules = dict(network.named_modules())
+    for name in layers:
+        if name not in modules:
+            raise MedAIError(f"layer {name!r} is not a module of the network")
     # MONAI's GradCAM leaves hooks on the module and turns in-place activations off: work on a copy so the
     # caller's network (and a later ONNX export or prediction) is untouched.
-    network = copy.deepcopy(network).eval()
-    cam = GradCAM(nn_module=network, target_layers=layer)
     x = torch.from_numpy(np.ascontiguousarray(X))
-    maps = cam(x, class_idx=class_idx)
-    maps = maps.detach().float().numpy()[:, 0]
+    maps = 0.0
+    for name in layers:
+        cam = GradCAM(nn_module=copy.deepcopy(network).eval(), target_layers=name)
+        maps = maps + cam(x, class_idx=class_idx).detach().float().numpy()[:, 0]
+    maps = maps / len(layers)
     flat = maps.reshape(len(maps), -1)
     lo = flat.min(axis=1).reshape((-1,) + (1,) * (maps.ndim - 1))
     hi = flat.max(axis=1).reshape((-1,) + (1,) * (maps.ndim - 1))

@@ -162,6 +162,24 @@ def build_network(
     return factory(spatial_dims=spatial_dims, n_input_channels=in_channels, num_classes=num_classes, **kwargs)
 
 
+class MemberAverage(nn.Module):
+    """An ensemble of networks trained apart: returns ``log(mean_m softmax(member_m(x)))``.
+
+    These outputs act as logits: their softmax is exactly the members' mean probability, so prediction,
+    ONNX export and Grad-CAM treat the ensemble like any single network. Member ``m`` is ``members.m``.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise MedAIError("an ensemble needs at least one member network")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
+        return torch.log(probs.clamp_min(1e-12))
+
+
 def gradcam_layer(name: str) -> str:
     """Name of the module Grad-CAM should hook for a network built by :func:`build_network`."""
     return {
