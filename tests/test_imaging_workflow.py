@@ -15,7 +15,7 @@ from medai.registry import Registry
 from medai.tasks import get_task
 from medai.workflows.imaging import ImageTrainOptions, train_image_task
 
-QUICK = dict(epochs=1, n_boot=50, show_progress=False, max_train=96)
+QUICK = dict(epochs=1, members=1, n_boot=50, show_progress=False, max_train=96)
 
 
 def make_folder(root, classes=("normal", "pneumonia"), n=24, size=32, seed=0):
@@ -78,11 +78,14 @@ def test_loaded_model_predicts_files_with_gradcam(breast_model, tmp_path):
 
 def test_folder_training_and_cli_predict_explain_export(tmp_path, capsys):
     folder = make_folder(tmp_path / "xrays")
-    code, stdout, err = run(["train", "--data", folder, "--epochs", "2", "--image-size", "32",
+    code, stdout, err = run(["train", "--data", folder, "--epochs", "2", "--image-size", "32", "--members", "2",
                              "--out", tmp_path / "m", "--json"], capsys)
     assert code == 0, err
     metrics = json.loads(stdout)
     assert metrics["split"]["sizes"]["test"] > 0 and metrics["decision"]["rule"] == "youden"
+    # a two-network ensemble: both members trained, and predict/explain/export below work on the ensemble
+    assert [m["seed"] for m in metrics["training"]["members"]] == [0, 1000]
+    assert metrics["learner"] == "small-cnn (ensemble of 2)"
     code, stdout, err = run(["predict", tmp_path / "m", folder / "pneumonia", "-o", tmp_path / "p.csv"], capsys)
     assert code == 0, err
     lines = (tmp_path / "p.csv").read_text().splitlines()

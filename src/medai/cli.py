@@ -111,6 +111,7 @@ def train(
     model: Annotated[str | None, typer.Option(help="Image network: small-cnn, resnet18/50, densenet121.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Image models: maximum training epochs.")] = None,
     image_size: Annotated[int | None, typer.Option(help="Image models: side length images are resized to.")] = None,
+    members: Annotated[int | None, typer.Option(help="Image models: networks in the ensemble.")] = None,
     image_column: Annotated[str | None, typer.Option(help="--data CSV of image paths: the path column.")] = None,
     name: Annotated[str | None, typer.Option(help="Registry name (default: the task name).")] = None,
     register: Annotated[bool, typer.Option(help="Register the model in the registry.")] = True,

@@ -16,6 +16,7 @@ def image_options(arguments: dict[str, Any]):
 
     return ImageTrainOptions(network=arguments.get("model"), epochs=arguments.get("epochs"),
                              image_size=arguments.get("image_size"), seed=arguments.get("seed", 0),
+                             members=arguments.get("members"),
                              threshold=arguments.get("threshold"),
                              show_progress=not arguments.get("as_json", False))
 

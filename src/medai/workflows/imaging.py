@@ -35,6 +35,7 @@ class ImageTrainOptions:
     epochs: int | None = None
     image_size: int | None = None
     batch_size: int | None = None
+    members: int | None = None  # networks in the ensemble; None: the recipe's number
     seed: int = 0
     threshold: str | None = None  # clinical threshold rule on validation data (default: Youden)
     tta: bool | None = None
@@ -169,14 +170,15 @@ def train_image_task(task: Task, out: str | Path, options: ImageTrainOptions | N
     recipe = dict(RECIPES.get(task.options.get("recipe", ""), {}))
     recipe.update(spatial_dims=spatial_dims, seed=options.seed, progress=options.show_progress)
     for key, value in (("network", options.network), ("epochs", options.epochs),
-                       ("batch_size", options.batch_size), ("tta", options.tta),
+                       ("batch_size", options.batch_size), ("tta", options.tta), ("n_members", options.members),
                        ("num_threads", options.num_threads)):
         if value is not None:
             recipe[key] = value
     recipe.setdefault("network", task.default_learner if task.default_learner != "auto" else "small-cnn")
     classifier = ImageClassifier(**recipe)
-    with tempfile.TemporaryDirectory() as checkpoints:
-        classifier.fit(X["train"], y["train"], X["val"], y["val"], checkpoint_dir=checkpoints)
+    # No checkpoints here: nothing resumes them, and a ResNet-18's (weights, best weights, average and optimiser
+    # state) is ~220 MB written every epoch. ImageClassifier.fit(checkpoint_dir=..., resume=True) offers them.
+    classifier.fit(X["train"], y["train"], X["val"], y["val"])
     proba = {s: classifier.predict_proba(X[s]) for s in ("val", "test")}
     classes = data.classes
     binary = len(classes) == 2
@@ -253,9 +255,13 @@ def train_image_task(task: Task, out: str | Path, options: ImageTrainOptions | N
     if not binary:
         split_info["class_prevalence"] = prevalence
     history = classifier.history_
+    learner = classifier.network
+    if int(classifier.n_members) > 1:
+        networks = dict.fromkeys(m["network"] for m in classifier.members_)
+        learner = f"{' + '.join(networks)} (ensemble of {int(classifier.n_members)})"
     metrics = {
         "task": task.name,
-        "learner": classifier.network,
+        "learner": learner,
         "split": split_info,
         "decision": decision,
         "test": test,
@@ -263,7 +269,7 @@ def train_image_task(task: Task, out: str | Path, options: ImageTrainOptions | N
         "confusion_matrix": confusion,
         "subgroups": [],
         "training": {"epochs_run": len(history), "best_epoch": classifier.best_epoch_,
-                     "best_val_auroc": classifier.best_score_},
+                     "best_val_auroc": classifier.best_score_, "members": classifier.members_},
     }
     if at_clinical is not None:
         metrics["test_at_validation_threshold"] = {"threshold": round(float(clinical_threshold), 6),
@@ -278,7 +284,7 @@ def train_image_task(task: Task, out: str | Path, options: ImageTrainOptions | N
         "family": "imaging",
         "name": task.name,
         "task": task.to_json(),
-        "learner": classifier.network,
+        "learner": learner,
         "hyperparameters": _json_safe(json_params(classifier)),
         "seed": options.seed,
         "classes": classes,
@@ -296,7 +302,7 @@ def train_image_task(task: Task, out: str | Path, options: ImageTrainOptions | N
     }
     context = {
         "task": task.to_json(),
-        "model": {"name": task.name, "learner": classifier.network, "seed": options.seed,
+        "model": {"name": task.name, "learner": learner, "seed": options.seed,
                   "created_at": model_json["created_at"], "medai_version": model_json["medai_version"],
                   "libraries": model_json["libraries"]},
         "data": {**model_json["data"], "notes": notes},
