@@ -6,7 +6,11 @@ on validation data. Then single-image latency and batch throughput for eager tor
 denoising PSNR/SSIM at sigma = 0.1. Writes the tables into the README.
 
 Usage: python benchmarks/imaging.py [--seeds 3] [--tasks pneumonia-xray,breast-ultrasound,adrenal-ct-3d]
-                                    [--skip-denoise] [--no-readme]
+                                    [--seed-list 0,1] [--threads N] [--skip-speed] [--skip-denoise] [--no-readme]
+
+Each part's results are kept in ``--out`` (``<task>.json``, ``speed.json``, ``denoise.json``) and the tables
+are built from every part found there, so parts can be run at different times (or side by side with
+``--threads 1``) and the README table still shows all of them.
 """
 
 from __future__ import annotations
@@ -43,25 +47,25 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def train_runs(task_name: str, seeds: int, root: Path) -> list[dict]:
+def train_runs(task_name: str, seeds: list[int], root: Path, threads: int | None) -> None:
     task = get_task(task_name)
     data = load_task_data(task)
-    runs = []
-    for seed in range(seeds):
+    for seed in seeds:
         start = time.perf_counter()
         result = train_image_task(task, root / f"{task_name}-s{seed}",
-                                  ImageTrainOptions(seed=seed, show_progress=False), data=data)
+                                  ImageTrainOptions(seed=seed, show_progress=False, num_threads=threads), data=data)
         minutes = (time.perf_counter() - start) / 60
         m = result.metrics
         clinical = m["test_at_validation_threshold"]["metrics"]
-        runs.append({"seed": seed, "auroc": m["test"]["auroc"]["value"], "accuracy": m["test"]["accuracy"]["value"],
+        run = {"seed": seed, "auroc": m["test"]["auroc"]["value"], "accuracy": m["test"]["accuracy"]["value"],
                      "clinical_accuracy": clinical["accuracy"]["value"],
                      "clinical_threshold": m["test_at_validation_threshold"]["threshold"],
                      "prevalence": m["split"]["prevalence"], "minutes": minutes,
-                     "network": m["learner"], "epochs": m["training"]["epochs_run"], "dir": str(result.out)})
-        print(f"{task_name} seed {seed}: AUROC {runs[-1]['auroc']:.4f} ACC {runs[-1]['accuracy']:.4f} "
-              f"(validation-threshold ACC {runs[-1]['clinical_accuracy']:.4f}) {minutes:.1f} min", flush=True)
-    return runs
+                     "network": m["learner"], "epochs": m["training"]["epochs_run"], "dir": str(result.out),
+                     "threads": threads}
+        save_run(root, task_name, run)
+        print(f"{task_name} seed {seed}: AUROC {run['auroc']:.4f} ACC {run['accuracy']:.4f} "
+              f"(validation-threshold ACC {run['clinical_accuracy']:.4f}) {minutes:.1f} min", flush=True)
 
 
 def speed(model_dir: str) -> dict[str, float]:
@@ -98,19 +102,29 @@ def denoise_table(epochs: int) -> dict:
         return train_denoiser("pneumoniamnist", Path(tmp) / "den", sigma=0.1, epochs=epochs, progress=False)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--tasks", default="pneumonia-xray,breast-ultrasound,adrenal-ct-3d")
-    parser.add_argument("--denoise-epochs", type=int, default=None)
-    parser.add_argument("--skip-denoise", action="store_true")
-    parser.add_argument("--no-readme", action="store_true")
-    parser.add_argument("--out", default="runs/bench-imaging")
-    args = parser.parse_args()
-    root = Path(args.out)
-    results = {name: train_runs(name, args.seeds, root) for name in args.tasks.split(",")}
-    (root / "results.json").write_text(json.dumps(results, indent=2))
+def load_part(root: Path, name: str):
+    path = root / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
+
+def save_part(root: Path, name: str, value) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{name}.json").write_text(json.dumps(value, indent=2))
+
+
+def save_run(root: Path, task_name: str, run: dict) -> None:
+    """Add one seed's run to ``<task>.json`` (replacing an earlier run of that seed); safe for processes
+    training other seeds of the same task side by side."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runs = [r for r in load_part(root, task_name) or [] if r["seed"] != run["seed"]]
+        save_part(root, task_name, sorted(runs + [run], key=lambda r: r["seed"]))
+
+
+def accuracy_table(results: dict[str, list[dict]]) -> str:
     lines = ["| task | model | seeds | test AUROC | test ACC (argmax) | ACC at validation threshold | "
              "train min/seed | target |", "|---|---|---|---|---|---|---|---|"]
     for name, runs in results.items():
@@ -122,15 +136,39 @@ def main() -> None:
             + (f", ACC ≥ {target[1]}" if target[1] else "") + " |")
         for label, auc, acc in PUBLISHED[name]:
             lines.append(f"| {name} | {label} (published) | | {auc:.3f} | {acc:.3f} | | | |")
-    table = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=3, help="train seeds 0 .. N-1")
+    parser.add_argument("--seed-list", default=None, help="comma-separated seeds to train instead (e.g. 1,2)")
+    parser.add_argument("--tasks", default="pneumonia-xray,breast-ultrasound,adrenal-ct-3d",
+                        help="comma-separated tasks to train ('' for none)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per training (default: torch's)")
+    parser.add_argument("--denoise-epochs", type=int, default=None)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-denoise", action="store_true")
+    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--out", default="runs/bench-imaging")
+    args = parser.parse_args()
+    root = Path(args.out)
+    seeds = [int(v) for v in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    for name in filter(None, args.tasks.split(",")):
+        train_runs(name, seeds, root, args.threads)
+    results = {name: runs for name in TARGETS if (runs := load_part(root, name))}
+
+    table = accuracy_table(results)
     print("\n" + table)
     for name, runs in results.items():
         prevalence = runs[0]["prevalence"]
         print(f"{name}: positive rate validation {prevalence['val']:.3f} vs test {prevalence['test']:.3f}")
 
     sections = [table]
-    if "pneumonia-xray" in results:
-        s = speed(results["pneumonia-xray"][0]["dir"])
+    if not args.skip_speed and "pneumonia-xray" in results:
+        save_part(root, "speed", speed(results["pneumonia-xray"][0]["dir"]))
+    s = load_part(root, "speed")
+    if s:
         speed_table = "\n".join([
             "| runtime | single-image latency p50 (ms) | batch throughput (images/s, 624 test images) |",
             "|---|---|---|",
@@ -141,7 +179,9 @@ def main() -> None:
         print("\n" + speed_table)
         sections.append(speed_table)
     if not args.skip_denoise:
-        metrics = denoise_table(args.denoise_epochs or 10)
+        save_part(root, "denoise", denoise_table(args.denoise_epochs or 10))
+    metrics = load_part(root, "denoise")
+    if metrics:
         rows = ["| PneumoniaMNIST test, sigma = 0.1 | PSNR (dB) | gain over noisy (dB) | SSIM |", "|---|---|---|---|"]
         for method, entry in metrics["results"].items():
             rows.append(f"| {method} | {entry['psnr']:.2f} | {entry['psnr_gain_db']:+.2f} | {entry['ssim']:.3f} |")
