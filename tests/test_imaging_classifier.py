@@ -345,3 +345,14 @@ def test_mixed_ensemble_builds_each_member_from_its_parameters(tmp_path):
         ImageClassifier(n_members=2, member_params=[{"seed": 3}], **FAST).fit(X, y)
     with pytest.raises(MedAIError, match="member_params may not set"):
         ImageClassifier(n_members=2, member_params=[{"colour": 3}], **FAST).fit(X, y)
+
+
+def test_bad_member_params_fail_before_any_member_trains(monkeypatch):
+    X, y = toy(n=16)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a member trained before its parameters were checked")
+
+    monkeypatch.setattr(ImageClassifier, "_fit_network", no_training)
+    with pytest.raises(MedAIError, match="member_params may not set"):
+        ImageClassifier(n_members=2, member_params=[{}, {"colour": 3}], **FAST).fit(X, y)

@@ -36,15 +36,16 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 # Measured recipes; keys are MedMNIST data set names. Test-split results on the 2-core CPU machine, official
 # splits, early stopping on the validation split, accuracy = argmax (MedMNIST protocol); benchmarks/imaging.py:
 # - pneumoniamnist (28 px), one small CNN: seeds 0/1/2 AUROC 0.9818/0.9879/0.9860 (mean 0.985), ACC
-#   0.9375/0.9503/0.9183 (mean 0.935); ~6 min a seed on an idle machine, 16 min with one thread and the other
-#   core busy.
+#   0.9375/0.9503/0.9183 (mean 0.935), ~6 min a seed on an idle machine (2 threads); re-run on another machine
+#   with one thread and the other core busy: AUROC 0.981, ACC 0.929 (mean), 9-10 min a seed.
 # - breastmnist (28 px): single small CNNs (seeds 0-2, one thread) reach AUROC 0.905-0.915 and ACC 0.84-0.87
 #   on average whatever the variant (weight average, no class weights, mixup, last instead of best epoch,
 #   width 48); a ResNet-18 alone 0.905/0.872 (seed 0); their 3-network ensembles 0.915-0.926 AUROC but ACC
 #   0.846-0.878. Ensembles mixing both kinds err differently: seeds 0/1/2 AUROC 0.9225/0.9340/0.9171 (mean
-#   0.925), ACC 0.891/0.891/0.878 (mean 0.887).
+#   0.925), ACC 0.891/0.891/0.878 (mean 0.887); re-run on another machine: AUROC 0.929, ACC 0.878 on each seed.
 # - adrenalmnist3d (28^3): one 3D small CNN, seeds 0/1/2 mean AUROC 0.857; an ensemble of three: AUROC
-#   0.873/0.875/0.880 (mean 0.876), ~18 min a seed with one thread and the other core busy.
+#   0.873/0.875/0.880 (mean 0.876), ~18 min a seed with one thread and the other core busy; re-run on another
+#   machine: mean AUROC 0.868.
 RECIPES: dict[str, dict[str, Any]] = {
     "pneumoniamnist": dict(
         network="small-cnn",
@@ -346,6 +347,11 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
                              "n_members, member_params and seed")
         return clone(self).set_params(n_members=1, member_params=None, seed=int(self.seed) + 1000 * m, **overrides)
 
+    def _summary(self) -> dict[str, Any]:
+        """What ``members_`` records of one fitted network."""
+        return {"seed": int(self.seed), "network": self.network, "best_epoch": self.best_epoch_,
+                "val_auroc": self.best_score_}
+
     def _lr_at(self, step: int, steps_per_epoch: int) -> float:
         warm = max(0, int(self.warmup_epochs)) * steps_per_epoch
         total = max(1, int(self.epochs) * steps_per_epoch)
@@ -418,29 +424,23 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             raise MedAIError(f"n_members must be >= 1, got {self.n_members!r}")
         if int(self.n_members) == 1:
             self._fit_network(X, y, X_val, y_val, checkpoint_dir, resume)
-            self.members_ = [{"seed": int(self.seed), "network": self.network, "best_epoch": self.best_epoch_,
-                              "val_auroc": self.best_score_}]
+            self.members_ = [self._summary()]
             return self
         return self._fit_ensemble(X, y, X_val, y_val, checkpoint_dir, resume)
 
     def _fit_ensemble(self, X, y, X_val, y_val, checkpoint_dir, resume) -> ImageClassifier:
         from medai.models.imaging.networks import MemberAverage
 
-        members, self.history_, self.members_ = [], [], []
-        for m in range(int(self.n_members)):
-            member = self._member(m)
-            seed = int(member.seed)
+        members = [self._member(m) for m in range(int(self.n_members))]  # bad member_params fail before training
+        self.history_ = []
+        for m, member in enumerate(members):
             member_dir = Path(checkpoint_dir) / f"member-{m}" if checkpoint_dir is not None else None
-            if member_dir is not None:
-                member_dir.mkdir(parents=True, exist_ok=True)
             member._fit_network(X, y, X_val, y_val, member_dir, resume)
-            members.append(member.network_)
             self.history_ += [{"member": m, **record} for record in member.history_]
-            self.members_.append({"seed": seed, "network": member.network, "best_epoch": member.best_epoch_,
-                                  "val_auroc": member.best_score_})
+        self.members_ = [member._summary() for member in members]
         self.classes_, self.n_features_in_ = member.classes_, member.n_features_in_
         self.input_shape_ = member.input_shape_
-        self.network_ = MemberAverage(members).eval()
+        self.network_ = MemberAverage([member.network_ for member in members]).eval()
         self.best_epoch_ = [m["best_epoch"] for m in self.members_]
         self.best_score_ = None
         if X_val is not None:
@@ -785,8 +785,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = int(config["in_channels"])
         clf.history_ = config.get("history", [])
         clf.best_epoch_, clf.best_score_ = config.get("best_epoch"), config.get("best_score")
-        clf.members_ = config.get("members") or [{"seed": clf.seed, "network": clf.network,
-                                                  "best_epoch": clf.best_epoch_, "val_auroc": clf.best_score_}]
+        clf.members_ = config.get("members") or [clf._summary()]
         net = clf._build(int(config["in_channels"]), int(config["num_classes"]))
         from medai.models.imaging.networks import load_pretrained
 
