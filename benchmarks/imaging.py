@@ -69,7 +69,7 @@ def train_runs(task_name: str, seeds: list[int], root: Path, threads: int | None
 
 
 def speed(model_dir: str) -> dict[str, float]:
-    from medai.models.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
+    from medai.modalities.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
     from medai.models.loading import load_model
 
     model = load_model(model_dir)
@@ -96,7 +96,7 @@ def speed(model_dir: str) -> dict[str, float]:
 
 
 def denoise_table(epochs: int) -> dict:
-    from medai.workflows.enhance import train_denoiser
+    from medai.modalities.imaging.enhance import train_denoiser
 
     with tempfile.TemporaryDirectory() as tmp:
         return train_denoiser("pneumoniamnist", Path(tmp) / "den", sigma=0.1, epochs=epochs, progress=False)

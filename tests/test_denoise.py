@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("skimage")
 
 from medai.errors import MedAIError  # noqa: E402
-from medai.models.denoise import (  # noqa: E402
+from medai.modalities.imaging.denoise import (  # noqa: E402
     ClassicalDenoiser,
     DnCNNDenoiser,
     add_gaussian_noise,

@@ -11,7 +11,7 @@ pytest.importorskip("monai")
 
 from medai.errors import MedAIError  # noqa: E402
 from medai.models.imaging import ImageClassifier, build_network, load_pretrained  # noqa: E402
-from medai.models.imaging.augment import (  # noqa: E402
+from medai.modalities.imaging.augment import (  # noqa: E402
     Compose,
     IntensityJitter,
     RandomAffine,
@@ -266,8 +266,8 @@ def test_ema_checkpoint_resume_matches_uninterrupted(tmp_path):
 
 
 def test_ensemble_averages_its_members_and_round_trips(tmp_path):
-    from medai.explain.gradcam import gradcam
-    from medai.models.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
+    from medai.modalities.imaging.gradcam import gradcam
+    from medai.modalities.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
 
     X, y = toy(labels=("a", "b"))
     params = {**FAST, "lr": 3e-3}
@@ -330,7 +330,7 @@ def test_keep_last_trains_the_whole_schedule_and_keeps_the_final_weights():
 
 
 def test_mixed_ensemble_builds_each_member_from_its_parameters(tmp_path):
-    from medai.explain.gradcam import gradcam
+    from medai.modalities.imaging.gradcam import gradcam
 
     X, y = toy()
     mixed = [{}, {"network": "resnet18", "stem": "standard"}]

@@ -35,6 +35,16 @@ def _load_cleveland(spec: DatasetSpec) -> pd.DataFrame:
     return frame
 
 
+def _load_cleveland_num(spec: DatasetSpec) -> pd.DataFrame:
+    return pd.read_csv(spec.path(), header=None, names=CLEVELAND_COLUMNS, na_values="?")
+
+
+def _load_diabetes_progression(_spec: DatasetSpec) -> pd.DataFrame:
+    from sklearn.datasets import load_diabetes
+
+    return load_diabetes(as_frame=True).frame
+
+
 def _load_pima(spec: DatasetSpec) -> pd.DataFrame:
     frame = pd.read_csv(spec.path(), header=None, names=PIMA_COLUMNS)
     for column in PIMA_ZERO_MEANS_MISSING:
@@ -65,6 +75,30 @@ register_dataset(DatasetSpec(
         sha256="a74b7efa387bc9d108d7d0115d831fe9b414b29ae7124f331b622b4efa0427c8",
         url="https://archive.ics.uci.edu/ml/machine-learning-databases/heart-disease/processed.cleveland.data",
     ),),
+))
+
+register_dataset(DatasetSpec(
+    name="heart-disease-cleveland-num",
+    description="UCI Heart Disease, Cleveland Clinic, with the graded outcome num (0 none, 1-4 severity)",
+    modality="tabular",
+    license="CC BY 4.0 (UCI ML Repository)",
+    citation="Detrano et al. (1989), Am J Cardiol 64:304; Janosi, Steinbrunn, Pfisterer, Detrano",
+    loader=_load_cleveland_num,
+    files=(DataFile(
+        "tabular/heart_disease_uci/processed.cleveland.data",
+        sha256="a74b7efa387bc9d108d7d0115d831fe9b414b29ae7124f331b622b4efa0427c8",
+        url="https://archive.ics.uci.edu/ml/machine-learning-databases/heart-disease/processed.cleveland.data",
+    ),),
+))
+
+register_dataset(DatasetSpec(
+    name="diabetes-progression",
+    description="Diabetes progression (Efron et al. 2004): 442 patients, 10 baseline variables, a quantitative target",
+    modality="tabular",
+    license="BSD-3-Clause (ships in scikit-learn)",
+    citation="Efron, Hastie, Johnstone & Tibshirani (2004), Least Angle Regression, Annals of Statistics 32:407",
+    loader=_load_diabetes_progression,
+    package="sklearn",
 ))
 
 register_dataset(DatasetSpec(

@@ -1,4 +1,5 @@
-"""Train/validation/test splits and repeated cross-validation, stratified and (optionally) group-aware.
+"""Train/validation/test splits and repeated cross-validation, stratified (classification) or plain
+(regression, multilabel), and (optionally) group-aware.
 
 Group-aware means every record of one patient lands on the same side of every split.
 """
@@ -10,7 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    RepeatedKFold,
+    RepeatedStratifiedKFold,
+    StratifiedGroupKFold,
+    train_test_split,
+)
 
 from medai.errors import MedAIError
 
@@ -25,7 +33,10 @@ class SplitIndices:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-def _group_holdout(y, groups, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _group_holdout(y, groups, fraction: float, seed: int, stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    if not stratify:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        return next(splitter.split(np.zeros(len(y)), groups=groups))
     n_splits = max(2, round(1 / fraction))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rest, held = next(splitter.split(np.zeros(len(y)), y, groups))
@@ -39,24 +50,31 @@ def train_val_test_split(
     val_size: float = 0.2,
     test_size: float = 0.2,
     seed: int = 0,
+    stratify: bool = True,
 ) -> SplitIndices:
-    """Stratified split of record positions into train, validation and test sets."""
+    """Split record positions into train, validation and test sets (stratified by class unless told not to)."""
     y = np.asarray(y)
     index = np.arange(len(y))
-    counts = np.bincount(y) if y.dtype.kind in "iu" else pd.Series(y).value_counts().to_numpy()
-    if counts.min() < 3:
-        raise MedAIError(
-            f"the smallest class has {counts.min()} record(s); a train/validation/test split needs at least 3"
-        )
+    if stratify:
+        counts = np.bincount(y) if y.dtype.kind in "iu" else pd.Series(y).value_counts().to_numpy()
+        counts = counts[counts > 0]
+        if counts.min() < 3:
+            raise MedAIError(
+                f"the smallest class has {counts.min()} record(s); a train/validation/test split needs at least 3"
+            )
+    elif len(y) < 10:
+        raise MedAIError(f"{len(y)} records are too few for a train/validation/test split; at least 10 are needed")
+    strata = y if stratify else None
     if groups is None:
-        rest, test = train_test_split(index, test_size=test_size, stratify=y, random_state=seed)
+        rest, test = train_test_split(index, test_size=test_size, stratify=strata, random_state=seed)
         train, val = train_test_split(
-            rest, test_size=val_size / (1 - test_size), stratify=y[rest], random_state=seed
+            rest, test_size=val_size / (1 - test_size), stratify=None if strata is None else y[rest],
+            random_state=seed
         )
     else:
         groups = np.asarray(groups)
-        rest, test = _group_holdout(y, groups, test_size, seed)
-        inner_train, inner_val = _group_holdout(y[rest], groups[rest], val_size / (1 - test_size), seed)
+        rest, test = _group_holdout(y, groups, test_size, seed, stratify)
+        inner_train, inner_val = _group_holdout(y[rest], groups[rest], val_size / (1 - test_size), seed, stratify)
         train, val = rest[inner_train], rest[inner_val]
     return SplitIndices(np.sort(train), np.sort(val), np.sort(test))
 
@@ -75,18 +93,25 @@ def parse_cv(spec: str | None) -> tuple[int, int] | None:
 
 
 def cv_splits(
-    y: np.ndarray, groups: np.ndarray | None, folds: int, repeats: int, seed: int = 0
+    y: np.ndarray, groups: np.ndarray | None, folds: int, repeats: int, seed: int = 0, stratify: bool = True
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     y = np.asarray(y)
-    if np.bincount(y).min() < folds:
+    if stratify and np.bincount(y).min() < folds:
         raise MedAIError(f"{folds}-fold cross-validation needs at least {folds} records of each class")
+    if len(y) < folds * 2:
+        raise MedAIError(f"{folds}-fold cross-validation needs at least {2 * folds} records, got {len(y)}")
     if groups is None:
-        splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-        return list(splitter.split(np.zeros(len(y)), y))
+        splitter = (RepeatedStratifiedKFold if stratify else RepeatedKFold)(
+            n_splits=folds, n_repeats=repeats, random_state=seed)
+        return list(splitter.split(np.zeros(len(y)), y if stratify else None))
     out = []
     for repeat in range(repeats):
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed + repeat)
-        out.extend(splitter.split(np.zeros(len(y)), y, groups))
+        if stratify:
+            splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed + repeat)
+            out.extend(splitter.split(np.zeros(len(y)), y, groups))
+        else:
+            splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed + repeat)
+            out.extend(splitter.split(np.zeros(len(y)), groups=groups))
     return out
 
 

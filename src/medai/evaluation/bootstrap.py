@@ -1,4 +1,4 @@
-"""Percentile bootstrap confidence intervals, stratified by class so every resample has both classes."""
+"""Percentile bootstrap confidence intervals, stratified (by class, so every resample has every class) or not."""
 
 from __future__ import annotations
 
@@ -24,7 +24,11 @@ def bootstrap_metrics(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, dict[str, float]]:
-    """``{metric: {"value", "ci_low", "ci_high"}}`` where ``compute(indices)`` evaluates on a subset."""
+    """``{metric: {"value", "ci_low", "ci_high"}}`` where ``compute(indices)`` evaluates on a subset.
+
+    ``y`` gives the strata each resample keeps in proportion (the class labels); pass one constant value per
+    record (e.g. zeros) for a plain, unstratified bootstrap.
+    """
     point = compute(np.arange(len(y)))
     samples = {name: [] for name in point}
     for indices in stratified_resamples(y, n_boot, seed):

@@ -96,3 +96,65 @@ def importance_png(names: list[str], values: list[float], title: str = "Mean |SH
     ax.barh([names[i] for i in order], [values[i] for i in order], color="steelblue")
     ax.set(xlabel="mean |contribution| to log-odds", title=title)
     return _png(fig)
+
+
+def roc_per_class_png(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> bytes:
+    """One-vs-rest ROC curve per class."""
+    from sklearn.metrics import roc_curve
+
+    from medai.evaluation.metrics import auroc
+
+    fig, ax = _figure(4.6, 4.2)
+    for k, name in enumerate(classes):
+        yk = (np.asarray(y) == k).astype(int)
+        if 0 < yk.sum() < len(yk):
+            fpr, tpr, _ = roc_curve(yk, proba[:, k])
+            ax.plot(fpr, tpr, lw=1.6, label=f"{str(name)[:18]} ({auroc(yk, proba[:, k]):.2f})")
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC per class, one vs rest (test)")
+    ax.legend(loc="lower right", fontsize=7)
+    return _png(fig)
+
+
+def label_bars_png(labels: list[str], values: list[float | None], prevalence: list[float]) -> bytes:
+    """AUROC per label (multilabel), with each label's positive rate."""
+    fig, ax = _figure(5.0, 0.32 * len(labels) + 1.3)
+    shown = [v if v is not None else 0.0 for v in values]
+    ax.barh([str(n)[:24] for n in labels], shown, color="steelblue")
+    for i, (v, rate) in enumerate(zip(values, prevalence, strict=True)):
+        text = "n/a" if v is None else f"{v:.2f}"
+        ax.text(max(shown[i], 0) + 0.01, i, f"{text}  (rate {rate:.2f})", va="center", fontsize=7)
+    ax.axvline(0.5, ls="--", color="grey", lw=1)
+    ax.set(xlim=(0, 1.25), xlabel="AUROC (test)", title="AUROC per label")
+    return _png(fig)
+
+
+def predicted_vs_observed_png(y: np.ndarray, pred: np.ndarray, test: dict, name: str) -> bytes:
+    fig, ax = _figure()
+    ax.scatter(pred, y, s=10, alpha=0.6)
+    low, high = float(min(np.min(y), np.min(pred))), float(max(np.max(y), np.max(pred)))
+    ax.plot([low, high], [low, high], "--", color="grey", lw=1, label="y = prediction")
+    r2, rmse = test.get("r2", {}).get("value"), test.get("rmse", {}).get("value")
+    label = "test" if r2 is None or rmse is None else f"R² {r2:.3f}, RMSE {rmse:.3g}"
+    ax.set(xlabel=f"predicted {name}", ylabel=f"observed {name}", title=f"Predicted vs observed ({label})")
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def residuals_png(y: np.ndarray, pred: np.ndarray, name: str) -> bytes:
+    fig, ax = _figure()
+    ax.scatter(pred, np.asarray(y) - np.asarray(pred), s=10, alpha=0.6)
+    ax.axhline(0, ls="--", color="grey", lw=1)
+    ax.set(xlabel=f"predicted {name}", ylabel="observed - predicted", title="Residuals (test)")
+    return _png(fig)
+
+
+def coverage_png(nominal: float, groups: list[str], coverage: list[float | None]) -> bytes:
+    """Empirical coverage of the conformal sets/intervals per class (or overall) against the nominal level."""
+    fig, ax = _figure(4.6, 0.32 * len(groups) + 1.4)
+    shown = [c if c is not None else 0.0 for c in coverage]
+    ax.barh([str(g)[:24] for g in groups], shown, color="seagreen")
+    ax.axvline(nominal, ls="--", color="crimson", lw=1.2, label=f"nominal {nominal:.2f}")
+    ax.set(xlim=(0, 1.02), xlabel="empirical coverage (test)", title="Conformal coverage")
+    ax.legend(loc="lower left", fontsize=7)
+    return _png(fig)

@@ -1,7 +1,8 @@
 """The evaluation report (self-contained ``report.html``) and the model card (``card.md``).
 
-Both are rendered from one ``context`` dict that the trainers build, so every modality gets the same
-report: metrics with CIs, threshold, confusion matrix, plots, CV, subgroups, split protocol, duplicates.
+Both are rendered from one ``context`` dict that the road builds, so every modality and kind of target gets
+the same report: metrics with CIs, decision rule, confusion matrix, conformal coverage, plots, CV, subgroups,
+split protocol, duplicates, warnings.
 """
 
 from __future__ import annotations
@@ -36,7 +37,19 @@ def _ci(entry: dict | None) -> str:
     return f"{_fmt(entry['value'])} ({_fmt(entry['ci_low'])}-{_fmt(entry['ci_high'])})"
 
 
+def _cell(row: dict, key: str) -> str:
+    """A subgroup row's value for ``key``, with its CI when the row has ``key_ci_low``/``key_ci_high``."""
+    value = row.get(key)
+    if value is None:
+        return "n/a"
+    low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+    if low is None or high is None:
+        return _fmt(value)
+    return f"{_fmt(value)} ({_fmt(low)}-{_fmt(high)})"
+
+
 _env.filters["fmt"] = _fmt
+_env.filters["cell"] = _cell
 _env.filters["ci"] = _ci
 _env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
 

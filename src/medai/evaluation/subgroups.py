@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from medai.evaluation.bootstrap import bootstrap_metrics
-from medai.evaluation.metrics import auroc, confusion
-
 AGE_BANDS = [(0, 40, "<40"), (40, 50, "40-49"), (50, 60, "50-59"), (60, 70, "60-69"), (70, 200, ">=70")]
 MIN_GROUP_SIZE = 10
 
@@ -30,18 +27,18 @@ def find_subgroup_columns(columns: list[str], requested: tuple[str, ...] | list[
 
 def subgroup_table(
     frame: pd.DataFrame,
-    y: np.ndarray,
-    p: np.ndarray,
-    threshold: float,
     columns: list[str],
+    evaluator,
+    y: np.ndarray,
+    s: np.ndarray,
+    decision: dict,
     *,
-    n_boot: int = 200,
     seed: int = 0,
 ) -> list[dict]:
-    """One row per (column, group): n, positives, AUROC with 95% CI, sensitivity, specificity, PPV."""
+    """One row per (column, group): n and the kind's metrics (its headline with a 95% CI), from
+    ``evaluator.subgroup_stats``; age is banded."""
     rows = []
-    y = np.asarray(y).astype(int)
-    p = np.asarray(p, dtype=float)
+    y, s = np.asarray(y), np.asarray(s, dtype=float)
     for column in columns:
         values = frame[column].reset_index(drop=True)
         groups = band_ages(values) if column.lower() == "age" else values.map(
@@ -49,21 +46,6 @@ def subgroup_table(
         )
         for group in sorted(groups.unique(), key=str):
             mask = (groups == group).to_numpy()
-            yg, pg = y[mask], p[mask]
-            tn, fp, fn, tp = confusion(yg, pg, threshold)
-            row = {
-                "column": column, "group": str(group), "n": int(mask.sum()), "positives": int(yg.sum()),
-                "auroc": None, "auroc_ci_low": None, "auroc_ci_high": None,
-                "sensitivity": tp / (tp + fn) if tp + fn else None,
-                "specificity": tn / (tn + fp) if tn + fp else None,
-                "ppv": tp / (tp + fp) if tp + fp else None,
-                "note": "",
-            }
-            if mask.sum() < MIN_GROUP_SIZE or len(np.unique(yg)) < 2:
-                row["note"] = "too few records or a single class: no AUROC"
-            else:
-                ci = bootstrap_metrics(lambda i, yg=yg, pg=pg: {"auroc": auroc(yg[i], pg[i])}, yg,
-                                       n_boot=n_boot, seed=seed)["auroc"]
-                row.update(auroc=ci["value"], auroc_ci_low=ci["ci_low"], auroc_ci_high=ci["ci_high"])
-            rows.append(row)
+            stats, note = evaluator.subgroup_stats(y[mask], s[mask], decision, seed=seed)
+            rows.append({"column": column, "group": str(group), "n": int(mask.sum()), **stats, "note": note})
     return rows

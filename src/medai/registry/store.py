@@ -195,7 +195,7 @@ class Registry:
 
     def load(self, name: str, version: int | None = None):
         """The loaded model, after checking every file against the registry's manifest."""
-        from medai.models.loading import load_model
+        from medai.road.model import load_model
 
         record = self.get(name, version)
         return load_model(record.artifact_path, expected_manifest=record.manifest)

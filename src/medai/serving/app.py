@@ -156,7 +156,7 @@ class ServiceState:
         with lock:
             model = self._models.get(key)
             if model is None:
-                from medai.models.loading import load_model
+                from medai.road.model import load_model
 
                 model = load_model(record.artifact_path, expected_manifest=record.manifest)
                 with self._lock:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("binary", "multiclass", "multilabel", "regression", "survival", "treatment-effect")
-MODALITIES = ("tabular", "imaging", "text", "molecules", "sequences", "ehr")
+from medai.tasks.kinds import KINDS
 
-BINARY_METRICS = ("auroc", "auprc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "brier", "ece")
-MULTICLASS_METRICS = ("auroc_macro", "auroc_micro", "accuracy", "f1_macro", "f1_micro", "sensitivity_macro")
+HEADLINE_METRICS = {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse"}
 
 
 @dataclass(frozen=True)
@@ -21,15 +20,18 @@ class SplitProtocol:
     test_size: float = 0.2
     cv: str | None = None  # e.g. "5x5": repeated stratified k-fold on all labelled records
 
-    def describe(self) -> str:
+    def describe(self, stratified: bool = True, group_column: str | None = None) -> str:
         if self.kind == "official":
             text = "official train/validation/test split of the dataset"
         else:
             train = 1 - self.val_size - self.test_size
-            text = (f"stratified random split {train:.0%}/{self.val_size:.0%}/{self.test_size:.0%} "
-                    "train/validation/test")
+            text = (f"{'stratified ' if stratified else ''}random split {train:.0%}/{self.val_size:.0%}/"
+                    f"{self.test_size:.0%} train/validation/test")
+            if group_column:
+                text += f", all records of one {group_column} on the same side"
         if self.cv:
-            text += f"; repeated stratified cross-validation {self.cv} (folds x repeats) on all records"
+            text += (f"; repeated {'stratified ' if stratified else ''}cross-validation {self.cv} (folds x repeats) "
+                     "on all records")
         return text
 
 
@@ -37,7 +39,7 @@ class SplitProtocol:
 class Task:
     name: str
     modality: str
-    kind: str
+    kind: str  # a kind of target, or "auto": inferred from the data
     dataset: str
     target: str
     description: str
@@ -50,16 +52,14 @@ class Task:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in (*KINDS, "auto"):
             raise ValueError(f"task {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
-        if self.modality not in MODALITIES:
-            raise ValueError(f"task {self.name!r}: modality {self.modality!r} is not one of {MODALITIES}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.modality):
+            raise ValueError(f"task {self.name!r}: modality {self.modality!r} is not a modality name")
 
     @property
-    def metrics(self) -> tuple[str, ...]:
-        return BINARY_METRICS if self.kind == "binary" else MULTICLASS_METRICS
+    def headline_metric(self) -> str | None:
+        return HEADLINE_METRICS.get(self.kind)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["metrics"] = list(self.metrics)
-        return data
+        return asdict(self)

@@ -160,7 +160,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
 
     Args:
         network: ``"small-cnn"``, ``"resnet18"``, ``"resnet50"`` or ``"densenet121"``
-            (see :func:`medai.models.imaging.networks.build_network`).
+            (see :func:`medai.modalities.imaging.networks.build_network`).
         spatial_dims: 2 or 3.
         epochs: maximum number of epochs.
         batch_size: training and inference batch size.
@@ -196,7 +196,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             early stopping, and with ``member_params[m % len(member_params)]`` overriding its parameters) and
             predict with the mean of their probabilities: a deep ensemble, which ranks
             better than any one member on small data sets. The fitted ``network_`` is a
-            :class:`~medai.models.imaging.networks.MemberAverage`, so export and Grad-CAM work unchanged.
+            :class:`~medai.modalities.imaging.networks.MemberAverage`, so export and Grad-CAM work unchanged.
         member_params: optional list of parameter overrides, one dict per member kind, cycled over the members:
             ``[{}, {"network": "resnet18", "stem": "medium"}]`` alternates this classifier's network with a
             ResNet-18, an ensemble whose members err differently.
@@ -321,7 +321,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ building blocks
     def _build(self, in_channels: int, n_classes: int):
-        from medai.models.imaging.networks import MemberAverage, build_network
+        from medai.modalities.imaging.networks import MemberAverage, build_network
 
         if int(self.n_members) > 1:
             return MemberAverage([self._member(m)._build(in_channels, n_classes) for m in range(int(self.n_members))])
@@ -429,7 +429,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         return self._fit_ensemble(X, y, X_val, y_val, checkpoint_dir, resume)
 
     def _fit_ensemble(self, X, y, X_val, y_val, checkpoint_dir, resume) -> ImageClassifier:
-        from medai.models.imaging.networks import MemberAverage
+        from medai.modalities.imaging.networks import MemberAverage
 
         members = [self._member(m) for m in range(int(self.n_members))]  # bad member_params fail before training
         self.history_ = []
@@ -451,7 +451,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_network(self, X, y, X_val, y_val, checkpoint_dir, resume) -> None:
         torch = _torch()
-        from medai.models.imaging.augment import default_augmentation
+        from medai.modalities.imaging.augment import default_augmentation
 
         X = self._check_X(X)
         y = self._check_y(y, len(X))
@@ -498,7 +498,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             _seed_everything(int(self.seed))
             net = self._build(X.shape[1], k)
             if self.pretrained_weights:
-                from medai.models.imaging.networks import load_pretrained
+                from medai.modalities.imaging.networks import load_pretrained
 
                 load_pretrained(net, self.pretrained_weights)
             self.network_ = net
@@ -787,7 +787,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         clf.best_epoch_, clf.best_score_ = config.get("best_epoch"), config.get("best_score")
         clf.members_ = config.get("members") or [clf._summary()]
         net = clf._build(int(config["in_channels"]), int(config["num_classes"]))
-        from medai.models.imaging.networks import load_pretrained
+        from medai.modalities.imaging.networks import load_pretrained
 
         load_pretrained(net, w_path)
         net.eval()

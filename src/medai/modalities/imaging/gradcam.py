@@ -5,7 +5,7 @@
 
 The target layer is chosen per network (the last convolutional stage: ``layer4`` of the ResNets,
 ``class_layers.relu`` of DenseNet-121, ``features.stage3`` of small-cnn); for any other module the last
-``Conv2d``/``Conv3d`` is used. For an ensemble (:class:`~medai.models.imaging.networks.MemberAverage`) the map
+``Conv2d``/``Conv3d`` is used. For an ensemble (:class:`~medai.modalities.imaging.networks.MemberAverage`) the map
 is the mean of the members' maps, each taken through the ensemble's output at that member's layer.
 """
 
@@ -22,7 +22,7 @@ def _target_layer(network, network_name: str | None) -> str:
     import torch
 
     if network_name is not None:
-        from medai.models.imaging.networks import gradcam_layer
+        from medai.modalities.imaging.networks import gradcam_layer
 
         try:
             name = gradcam_layer(network_name)
@@ -75,7 +75,7 @@ def gradcam(model, X: np.ndarray, target_class=None, layer: str | None = None) -
             class_idx = int(target_class)
         else:
             raise MedAIError(f"target_class {target_class!r} is not a class of the model")
-    from medai.models.imaging.networks import MemberAverage
+    from medai.modalities.imaging.networks import MemberAverage
 
     if layer is not None:
         layers = [layer]

@@ -1,4 +1,4 @@
-"""Pieces every workflow shares: library versions, timestamps, progress bars."""
+"""Pieces the road shares: library versions, timestamps, progress bars."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def _images_01(images: np.ndarray) -> np.ndarray:
 
 def evaluate_denoisers(clean: np.ndarray, sigma: float, denoisers: dict[str, Any], seed: int = 0) -> dict[str, dict]:
     """Mean PSNR (dB) and SSIM over ``clean`` images (N, 1, H, W) with Gaussian noise of ``sigma`` added."""
-    from medai.models.denoise import add_gaussian_noise, psnr, ssim
+    from medai.modalities.imaging.denoise import add_gaussian_noise, psnr, ssim
 
     noisy = add_gaussian_noise(clean, sigma, seed=seed)
     outputs = {"noisy input": noisy, **{name: d.transform(noisy) for name, d in denoisers.items()}}
@@ -43,7 +43,7 @@ def evaluate_denoisers(clean: np.ndarray, sigma: float, denoisers: dict[str, Any
 def train_denoiser(dataset: str, out: Path, sigma: float = 0.1, epochs: int = 10, seed: int = 0,
                    max_train: int | None = None, max_test: int | None = None, progress: bool = True) -> dict:
     """Train a DnCNN on a dataset's training images and evaluate it with the classical filters on its test split."""
-    from medai.models.denoise import ClassicalDenoiser, DnCNNDenoiser
+    from medai.modalities.imaging.denoise import ClassicalDenoiser, DnCNNDenoiser
 
     spec = get_dataset(dataset)
     if spec.modality != "imaging":
@@ -71,7 +71,7 @@ def train_denoiser(dataset: str, out: Path, sigma: float = 0.1, epochs: int = 10
 
 def load_denoiser(method: str):
     """``nl-means``, ``tv``, or the directory of a trained DnCNN artifact (checksums verified)."""
-    from medai.models.denoise import ClassicalDenoiser, DnCNNDenoiser
+    from medai.modalities.imaging.denoise import ClassicalDenoiser, DnCNNDenoiser
 
     if method in CLASSICAL:
         return ClassicalDenoiser(CLASSICAL[method])

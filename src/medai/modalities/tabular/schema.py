@@ -1,0 +1,159 @@
+"""The columns of a table of patient records: which are features, of which type, and what was left out.
+
+Everything a user file can get wrong is caught here with a message that names the file, column or rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from medai.errors import MedAIError
+from medai.tasks.kinds import label_text
+
+# An object column with more distinct values than this (and mostly unique) looks like free text or an ID.
+MAX_CATEGORIES = 50
+MISSING_TEXT = ["", "?", "NA", "N/A", "na", "nan", "NaN", "null", "None"]
+
+
+@dataclass
+class ColumnSpec:
+    name: str
+    kind: str  # "numeric" or "categorical"
+    categories: list[str] = field(default_factory=list)
+    min: float | None = None  # range seen in the training file (numeric columns)
+    max: float | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TabularSchema:
+    """What a tabular model expects as input."""
+
+    features: list[ColumnSpec]
+    id_column: str | None = None
+    group_column: str | None = None
+    dropped: dict[str, str] = field(default_factory=dict)  # column -> reason
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.features]
+
+    def to_json(self) -> dict:
+        return {"features": [c.to_json() for c in self.features], "id_column": self.id_column,
+                "group_column": self.group_column, "dropped": self.dropped}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TabularSchema:
+        return cls(features=[ColumnSpec(**c) for c in data["features"]], id_column=data.get("id_column"),
+                   group_column=data.get("group_column"), dropped=dict(data.get("dropped", {})))
+
+
+def _looks_numeric(series: pd.Series) -> bool:
+    present = series.dropna()
+    if present.empty:
+        return False
+    converted = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    return bool(converted.notna().all())
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    exclude: list[str],
+    *,
+    id_column: str | None = None,
+    group_column: str | None = None,
+    categorical: list[str] | None = None,
+    source: str = "data",
+) -> TabularSchema:
+    """Describe the feature columns of a training table (every column but ``exclude``, the id and the group);
+    raises :class:`MedAIError` on anything unusable."""
+    from medai.modalities import column_hint
+
+    columns = list(frame.columns)
+    for role, name in (("id column", id_column), ("group column", group_column)):
+        if name is not None and name not in columns:
+            raise MedAIError(f"{role} {name!r} is not in {source}; columns are: {columns}")
+    categorical = set(categorical or [])
+    features: list[ColumnSpec] = []
+    dropped: dict[str, str] = {}
+    for name in columns:
+        if name in (*exclude, id_column, group_column):
+            continue
+        series = frame[name]
+        if series.isna().all():
+            raise MedAIError(f"column {name!r} in {source} is entirely missing; remove it or fill it in")
+        if name in categorical or not (pd.api.types.is_numeric_dtype(series) or _looks_numeric(series)):
+            values = series.dropna().map(label_text)
+            distinct = values.nunique()
+            if name not in categorical and distinct > MAX_CATEGORIES and distinct > 0.5 * len(values):
+                hint = column_hint(series.dropna(), skip="tabular")
+                dropped[name] = f"free text or identifier ({distinct} distinct values)" + (f"; {hint}" if hint else "")
+                continue
+            features.append(ColumnSpec(name, "categorical", sorted(values.unique().tolist())))
+        else:
+            numbers = pd.to_numeric(series.astype("string").str.strip().where(lambda s: ~s.isin(MISSING_TEXT))
+                                    if not pd.api.types.is_numeric_dtype(series) else series, errors="coerce")
+            finite = numbers[np.isfinite(numbers.astype(float))]
+            features.append(ColumnSpec(name, "numeric", min=float(finite.min()) if len(finite) else None,
+                                       max=float(finite.max()) if len(finite) else None))
+    if not features:
+        raise MedAIError(f"{source} has no usable feature columns besides {exclude}")
+    return TabularSchema(features=features, id_column=id_column, group_column=group_column, dropped=dropped)
+
+
+def _rows(index_positions: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(int(i) + 1) for i in index_positions[:limit])
+    more = f" and {len(index_positions) - limit} more" if len(index_positions) > limit else ""
+    return f"row{'s' if len(index_positions) > 1 else ''} {shown}{more}"
+
+
+def coerce_features(frame: pd.DataFrame, schema: TabularSchema, source: str = "input") -> pd.DataFrame:
+    """The feature columns of ``frame`` in the model's order and types, or a clear error.
+
+    Rows are numbered from 1 (the first record after the header).
+    """
+    missing = [name for name in schema.feature_names if name not in frame.columns]
+    if missing:
+        raise MedAIError(f"{source} is missing column(s) the model needs: {missing}")
+    out = {}
+    for spec in schema.features:
+        series = frame[spec.name]
+        if spec.kind == "numeric":
+            if pd.api.types.is_bool_dtype(series):
+                series = series.astype(float)
+            if pd.api.types.is_numeric_dtype(series):
+                out[spec.name] = series.astype(float).to_numpy()
+                continue
+            text = series.astype("string").str.strip()
+            blank = text.isna() | text.isin(MISSING_TEXT)
+            numbers = pd.to_numeric(text.where(~blank), errors="coerce")
+            bad = np.flatnonzero((numbers.isna() & ~blank).to_numpy())
+            if bad.size:
+                raise MedAIError(
+                    f"{source}: column {spec.name!r} must be numeric but {_rows(bad)} "
+                    f"{'hold' if bad.size > 1 else 'holds'} text"
+                )
+            out[spec.name] = numbers.astype(float).to_numpy()
+        else:
+            values = series.map(lambda v: np.nan if pd.isna(v) else label_text(v))
+            out[spec.name] = values.astype(object).to_numpy()
+    return pd.DataFrame(out, index=frame.index)
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 over column names and cell values: the same table gives the same fingerprint."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def row_keys(X: pd.DataFrame) -> np.ndarray:
+    """One hash per record over its feature values (duplicates across splits)."""
+    return pd.util.hash_pandas_object(X.astype(str), index=False).to_numpy()

@@ -1,0 +1,217 @@
+"""The one road every modality walks: split -> fit -> predict on validation and test -> decision rule ->
+evaluate (with CIs) -> conformal calibration -> cross-validation -> subgroups -> explain -> report + card +
+plots -> artifact. What differs between modalities comes from the modality plug-in; what differs between
+kinds of target comes from the kind's evaluator.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from medai.data.dataset import Dataset, take
+from medai.data.splits import cv_splits, parse_cv, train_val_test_split
+from medai.errors import MedAIError
+from medai.evaluation.conformal import MODES, Conformal, check_coverage, fit_difficulty
+from medai.evaluation.kinds import evaluator_for
+from medai.evaluation.subgroups import subgroup_table
+from medai.models.artifact import write_artifact
+from medai.road import report
+from medai.road.model import FORMAT, Model, difficulty_sigma
+from medai.road.options import TrainOptions
+from medai.tasks import SplitProtocol, Task, get_task
+from medai.tasks.kinds import infer_target
+from medai.road.common import library_versions, medai_version, now_iso, progress
+
+
+@dataclass
+class TrainResult:
+    task: Task
+    out: Path
+    metrics: dict[str, Any]
+    model_json: dict[str, Any]
+    model: Model
+
+
+def train_task(name: str, out: str | Path | None = None, options: TrainOptions | None = None) -> TrainResult:
+    """Train a built-in task (see ``medai tasks``) with its own data."""
+    from medai.modalities import get_modality
+
+    options = options or TrainOptions()
+    task = get_task(name)
+    modality = get_modality(task.modality)
+    return train(task, modality.load_task_data(task, options), out, options, modality)
+
+
+def train_data(path: str | Path, out: str | Path | None, options: TrainOptions) -> TrainResult:
+    """Train on a user's data (``--data``): the modality that claims the path reads it."""
+    from medai.modalities import modality_for_data
+
+    path = Path(path)
+    modality = modality_for_data(path, options)
+    dataset = modality.read_training_data(path, options)
+    return train(user_task(path, modality, dataset.target_column), dataset, out, options, modality)
+
+
+def user_task(path: Path, modality, target: str) -> Task:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-") or "data"
+    suffix = re.sub(r"[^A-Za-z0-9._-]+", "-", target).strip("-")
+    return Task(name=f"{stem}-{suffix}"[:100] if suffix else stem[:100], modality=modality.name, kind="auto",
+                dataset=str(path), target=target, description=f"Predict {target!r} from {Path(path).name}",
+                split=SplitProtocol(), default_learner=modality.default_learner)
+
+
+def _check_options(options: TrainOptions) -> None:
+    if options.conformal not in MODES:
+        raise MedAIError(f"--conformal must be one of {', '.join(MODES)}, got {options.conformal!r}")
+    if options.conformal != "none":
+        check_coverage(options.coverage)
+    parse_cv(None if options.cv == "task" else options.cv)
+
+
+def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: TrainOptions | None = None,
+          modality=None) -> TrainResult:
+    """Train ``task`` on ``dataset`` and write the artifact to ``out`` (default ``runs/<task name>``)."""
+    from medai.modalities import get_modality
+
+    options = options or TrainOptions()
+    _check_options(options)
+    modality = modality or get_modality(task.modality)
+    out, say = Path(out) if out is not None else Path("runs") / task.name, options.say
+    target = infer_target(dataset.y, dataset.target_column, kind=options.kind or (None if task.kind == "auto"
+                          else task.kind), positive_label=options.positive_label or task.positive_label,
+                          classes=dataset.classes, source=dataset.source,
+                          kind_how="set with --kind" if options.kind else f"the kind of task {task.name}",
+                          positive_how="named with --positive-label" if options.positive_label else
+                          f"named by task {task.name}")
+    say(f"target {target.column!r}: {target.kind} ({target.how})")
+    for note in dataset.notes:
+        say(note)
+    evaluator = evaluator_for(target.kind)
+    y_fit = target.encode(dataset.y, dataset.source)  # what the learner takes
+    y = evaluator.outcome(y_fit, target)  # what the metrics take
+    task = replace(task, kind=target.kind, positive_label=target.positive_label)
+    warnings = [*dataset.warnings, *modality.check_data(dataset, target, y)]
+    for warning in warnings:
+        say(f"warning: {warning}")
+
+    parts = _split(dataset, y, evaluator.stratify, task, options)
+    X = {name: take(dataset.X, idx) for name, idx in parts.items()}
+    learner_name = options.learner or task.default_learner
+    learner = modality.make_learner(learner_name, target, options, task, dataset)
+    learner = modality.fit(learner, X["train"], y_fit[parts["train"]], X["val"], y_fit[parts["val"]])
+    s_val, s_test = (evaluator.scores(learner, X[name], target) for name in ("val", "test"))
+    y_val, y_test = y[parts["val"]], y[parts["test"]]
+
+    decision = evaluator.decide(y_val, s_val, target, options.threshold, task.options)
+    test = evaluator.evaluate(y_test, s_test, decision, n_boot=options.n_boot, seed=options.seed)
+    extra = evaluator.extra_results(y_test, s_test, decision, y_val, s_val, target, options.threshold,
+                                    n_boot=options.n_boot, seed=options.seed)
+    conformal, conformal_metrics, difficulty = _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test,
+                                                          options)
+    cv_spec = task.split.cv if options.cv == "task" else options.cv
+    cv_spec = cv_spec if parse_cv(cv_spec) else None
+    cv = _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, cv_spec, options) if cv_spec else {}
+    subgroups = []
+    if dataset.subgroup_frame is not None and len(dataset.subgroup_frame.columns):
+        subgroups = subgroup_table(dataset.subgroup_frame.iloc[parts["test"]].reset_index(drop=True),
+                                   list(dataset.subgroup_frame.columns), evaluator, y_test, s_test, decision,
+                                   seed=options.seed)
+
+    described = modality.describe_learner(learner, learner_name)
+    split_info = _split_info(dataset, task, parts, y, evaluator, target, options, cv_spec)
+    model_json = {
+        "format": FORMAT, "modality": modality.name, "family": modality.name, "name": task.name,
+        "task": task.to_json(), "target": target.to_json(), "learner": described["name"],
+        "hyperparameters": described["hyperparameters"], "seed": options.seed,
+        "input_contract": modality.input_contract, "input_schema": dataset.input_schema, "decision": decision,
+        "conformal": conformal.to_json() if conformal else None,
+        "data": {**dataset.info(), "fingerprint": dataset.fingerprint, "n_records": len(dataset)},
+        "metrics": {"test": test, "cv": cv, "conformal": conformal_metrics},
+        "medai_version": medai_version(), "libraries": library_versions(), "created_at": now_iso(),
+    }
+    model = Model(modality, learner, model_json, difficulty)
+    extras = modality.report_extras(model, X["test"], y_fit[parts["test"]])
+    metrics = {
+        "task": task.name, "kind": target.kind, "learner": described["name"], "target": target.to_json(),
+        "split": split_info, "decision": decision, "test": test, "cv": cv, "conformal": conformal_metrics,
+        "confusion_matrix": evaluator.confusion(y_test, s_test, decision, target), "subgroups": subgroups,
+        "warnings": warnings, **extra["metrics"], **extras.get("metrics", {}),
+    }
+    if described.get("training"):
+        metrics["training"] = described["training"]
+    pngs = {**evaluator.plots(y_test, s_test, decision, target, test), **report.conformal_plot(conformal_metrics),
+            **extras.get("plots", {})}
+    context = report.context(task, model_json, metrics, dataset.notes, pngs,
+                             [*extra["tables"], *extras.get("tables", [])], extras.get("limitations", []),
+                             evaluator, cv_spec)
+    files = report.artifact_files(model_json, metrics, modality.save_learner(learner), context, difficulty)
+    write_artifact(out, files)
+    return TrainResult(task=task, out=out, metrics=report.json_safe(metrics), model_json=model_json, model=model)
+
+
+def _split(dataset: Dataset, y, stratify: bool, task: Task, options: TrainOptions) -> dict[str, np.ndarray]:
+    if dataset.official_split is not None:
+        parts = {name: np.asarray(dataset.official_split[name]) for name in ("train", "val", "test")}
+    else:
+        split = train_val_test_split(y, dataset.groups, val_size=task.split.val_size, test_size=task.split.test_size,
+                                     seed=options.seed, stratify=stratify)
+        parts = {"train": split.train, "val": split.val, "test": split.test}
+    if options.max_train:
+        parts["train"] = parts["train"][: options.max_train]
+    return parts
+
+
+def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, options):
+    """The conformal calibrator fitted on the validation records, and its coverage on the test records."""
+    if options.conformal == "none":
+        return None, {}, None
+    sigma_val = sigma_test = difficulty = None
+    if target.kind == "regression" and options.conformal in ("auto", "normalized"):
+        Z = modality.embed(learner, X["train"])
+        if Z is not None:
+            residuals = y_fit[parts["train"]] - np.asarray(learner.predict(X["train"]), dtype=float)
+            difficulty = fit_difficulty(Z, residuals, options.seed)
+            sigma_val, sigma_test = (difficulty_sigma(difficulty, modality.embed(learner, X[name]))
+                                     for name in ("val", "test"))
+    conformal = Conformal.fit(target.kind, y_fit[parts["val"]], s_val, coverage=options.coverage,
+                              mode=options.conformal, classes=target.classes, positive_index=target.positive_index,
+                              sigma=sigma_val)
+    if conformal.mode != "normalized":
+        difficulty = sigma_test = None
+    metrics = conformal.evaluate(y_fit[parts["test"]], s_test, positive_index=target.positive_index, sigma=sigma_test,
+                                 n_boot=options.n_boot, seed=options.seed)
+    options.say(f"conformal {conformal.mode} sets at {conformal.coverage:.0%}: test coverage "
+                f"{metrics['coverage']['value']:.3f}")
+    return conformal, metrics, difficulty
+
+
+def _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, spec, options) -> dict[str, dict]:
+    folds, repeats = parse_cv(spec)
+    splits = cv_splits(y, dataset.groups, folds, repeats, options.seed, stratify=evaluator.stratify)
+    fold_metrics = []
+    for train_idx, test_idx in progress(splits, total=len(splits), desc=f"CV {spec}", enabled=options.show_progress):
+        fitted = modality.fit(clone(learner), take(dataset.X, train_idx), y_fit[train_idx])
+        scores = evaluator.scores(fitted, take(dataset.X, test_idx), target)
+        fold_metrics.append(evaluator.cv_fold_metrics(y[test_idx], scores))
+    return evaluator.summarize_cv(fold_metrics, folds)
+
+
+def _split_info(dataset, task, parts, y, evaluator, target, options, cv_spec) -> dict[str, Any]:
+    protocol = SplitProtocol(kind="official" if dataset.official_split is not None else "stratified",
+                             val_size=task.split.val_size, test_size=task.split.test_size, cv=cv_spec)
+    keys = dataset.record_keys
+    duplicates = {"val_in_train": 0, "test_in_train": 0}
+    if keys is not None:
+        seen = set(keys[parts["train"]].tolist())
+        duplicates = {f"{name}_in_train": int(sum(k in seen for k in keys[parts[name]].tolist()))
+                      for name in ("val", "test")}
+    balance = evaluator.balance(y, parts, target)
+    return {"protocol": protocol.describe(evaluator.stratify, dataset.group_column), "seed": options.seed,
+            "group_column": dataset.group_column, "sizes": {name: int(len(idx)) for name, idx in parts.items()},
+            **balance, "balance": evaluator.describe_balance(balance), "duplicates": duplicates}
