@@ -24,3 +24,15 @@ def risk_frame(n: int = 240, seed: int = 0, target_values=("no", "yes"), missing
     frame.loc[mask, "systolic_bp"] = np.nan
     frame.loc[rng.random(n) < missing / 2, "smoker"] = np.nan
     return frame
+
+
+def train_frame(frame: pd.DataFrame, out, target: str = "outcome", name: str = "risk", **options):
+    """Train on ``frame`` through the road's ``--data`` path (written as CSV beside ``out``)."""
+    from pathlib import Path
+
+    from medai.road import TrainOptions, train_data
+
+    path = Path(out).parent / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    options.setdefault("show_progress", False)
+    return train_data(path, out, TrainOptions(target=target, **options))

@@ -5,22 +5,19 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import risk_frame
+from helpers import risk_frame, train_frame
 
 from medai.errors import IntegrityError, MedAIError, NotFoundError
 from medai.models.artifact import read_manifest, verify_artifact, write_artifact
-from medai.models.loading import load_model
 from medai.registry import Registry, parse_ref
-from medai.workflows.tabular import TrainOptions, custom_task, train_tabular
+from medai.road import load_model
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("artifact")
     frame = risk_frame(240)
-    task = custom_task(root / "risk.csv", "outcome")
-    train_tabular(frame, task, root / "model", TrainOptions(learner="logistic", cv=None, n_boot=50,
-                                                            show_progress=False), id_column="patient_id")
+    train_frame(frame, root / "model", learner="logistic", cv=None, n_boot=50, id_column="patient_id")
     return root / "model", frame
 
 
@@ -37,9 +34,10 @@ def test_artifact_layout_and_round_trip(artifact, trained):
     assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in names)
     model = load_model(artifact)
     frame = trained[1]
-    a = model.predict_frame(frame.head(20))
-    b = load_model(artifact).predict_frame(frame.head(20))
+    a = model.predict_table(frame.head(20), explain=True)
+    b = load_model(artifact).predict_table(frame.head(20), explain=True)
     assert a.equals(b)
+    assert list(a.columns) == ["patient_id", "probability", "label", "prediction_set", "uncertain", "explanation"]
     assert a["patient_id"].tolist() == frame["patient_id"].head(20).tolist()
     assert set(a["label"]) <= {"yes", "no"}
 
@@ -139,7 +137,7 @@ def test_failed_registration_leaves_registry_intact(artifact, tmp_path):
     with pytest.raises(IntegrityError):
         registry.register(broken, name="risk")
     assert [r.version for r in registry.versions("risk")] == [1]
-    assert registry.load("risk").predict_proba(risk_frame(5)).shape == (5,)
+    assert len(registry.load("risk").predict_table(risk_frame(5))) == 5
     with pytest.raises(MedAIError, match="model name"):
         registry.register(artifact, name="bad name!")
 
@@ -149,5 +147,5 @@ def test_registry_on_sqlite_and_postgresql(artifact, database_url):
     record = registry.register(artifact, name="pg-risk")
     assert registry.get("pg-risk").version == record.version == 1
     assert registry.list_models()[0].name == "pg-risk"
-    assert registry.load("pg-risk").predict_proba(risk_frame(3)).shape == (3,)
+    assert registry.load("pg-risk").predict_table(risk_frame(3))["probability"].between(0, 1).all()
     assert np.isfinite(record.metrics["test"]["auroc"]["value"])

@@ -51,12 +51,18 @@ def test_train_json_predict_explain_evaluate_and_registry(trained, files, tmp_pa
     code, stdout, _ = run(["predict", out, files / "new.csv", "-o", tmp_path / "p.csv"], capsys)
     assert code == 0
     predictions = (tmp_path / "p.csv").read_text().splitlines()
-    assert predictions[0] == "patient_id,probability,label,top_contributions" and len(predictions) == 7
+    assert predictions[0] == "patient_id,probability,label,prediction_set,uncertain,explanation"
+    assert len(predictions) == 7
     code, stdout, _ = run(["explain", out, files / "new.csv", "--json", "--top-k", "2"], capsys)
     rows = json.loads(stdout)
     assert code == 0 and len(rows) == 6 and len(rows[0]["contributions"]) == 2
     code, stdout, _ = run(["evaluate", out, "--data", files / "train.csv", "--json"], capsys)
-    assert code == 0 and json.loads(stdout)["n"] == 240
+    evaluation = json.loads(stdout)
+    assert code == 0 and evaluation["n"] == 240 and set(evaluation["test"]["auroc"]) == {"value", "ci_low", "ci_high"}
+    assert 0 <= evaluation["conformal"]["coverage"]["value"] <= 1
+    code, stdout, _ = run(["predict", out, files / "new.csv", "--json"], capsys)
+    items = json.loads(stdout)
+    assert code == 0 and len(items) == 6 and {"probability", "label", "prediction_set", "uncertain"} <= set(items[0])
     name = "train-outcome"
     code, stdout, _ = run(["models", "--json"], capsys)
     assert [m["name"] for m in json.loads(stdout)] == [name]
@@ -71,6 +77,7 @@ def _bad(capsys, argv, needle):
     assert code == 2, (argv, err)
     assert "Traceback" not in err
     assert err.strip().startswith("error:") and needle in err, err
+    assert len(err.strip().splitlines()) == 1, err
     return err
 
 
@@ -89,7 +96,7 @@ def test_every_bad_input_is_one_clear_line(trained, files, tmp_path, capsys):
     _bad(capsys, [*train, tmp_path / "missing.csv", "--target", "y"], "does not exist")
     _bad(capsys, [*train, tmp_path / "empty.csv", "--target", "y"], "empty")
     _bad(capsys, [*train, files / "train.csv", "--target", "nope"], "target column 'nope'")
-    _bad(capsys, [*train, tmp_path / "oneclass.csv", "--target", "outcome"], "1 class")
+    _bad(capsys, [*train, tmp_path / "oneclass.csv", "--target", "outcome"], "single value")
     _bad(capsys, [*train, tmp_path / "blank.csv", "--target", "outcome"], "'blank' in")
     _bad(capsys, ["predict", out, tmp_path / "noage.csv"], "missing column(s) the model needs: ['age']")
     _bad(capsys, ["predict", out, tmp_path / "typed.csv"], "column 'age' must be numeric but row 3 holds text")

@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from medai.errors import MedAIError  # noqa: E402
-from medai.models.imaging import ImageClassifier, build_network, load_pretrained  # noqa: E402
+from medai.modalities.imaging.classifier import ImageClassifier  # noqa: E402
+from medai.modalities.imaging.networks import build_network, load_pretrained  # noqa: E402
 from medai.modalities.imaging.augment import (  # noqa: E402
     Compose,
     IntensityJitter,

@@ -10,12 +10,10 @@ from conftest import require_data
 from PIL import Image
 from test_cli import run
 
-from medai.models.loading import load_model
 from medai.registry import Registry
-from medai.tasks import get_task
-from medai.workflows.imaging import ImageTrainOptions, train_image_task
+from medai.road import TrainOptions, load_model, train_task
 
-QUICK = dict(epochs=1, members=1, n_boot=50, show_progress=False, max_train=96)
+QUICK = dict(n_boot=50, show_progress=False, max_train=96, extra={"epochs": 1, "members": 1})
 
 
 def make_folder(root, classes=("normal", "pneumonia"), n=24, size=32, seed=0):
@@ -34,7 +32,7 @@ def make_folder(root, classes=("normal", "pneumonia"), n=24, size=32, seed=0):
 def breast_model(tmp_path_factory):
     require_data("imaging/medmnist/breastmnist.npz")
     out = tmp_path_factory.mktemp("img") / "breast"
-    result = train_image_task(get_task("breast-ultrasound"), out, ImageTrainOptions(**QUICK))
+    result = train_task("breast-ultrasound", out, TrainOptions(**QUICK))
     return out, result
 
 
@@ -52,7 +50,9 @@ def test_builtin_task_artifact_and_metrics(breast_model):
     assert {"weights.safetensors", "network.json", "model.json", "card.md"} <= files
     # the positive class is malignant (label 0 in BreastMNIST), not label 1
     meta = json.loads((out / "model.json").read_text())
-    assert meta["classes"][meta["positive_index"]] == "malignant"
+    assert meta["target"]["classes"] == ["malignant", "normal or benign"]
+    assert meta["target"]["positive_label"] == "malignant"
+    assert metrics["conformal"]["nominal"] == 0.9 and "conformal_coverage" in report
 
 
 def test_loaded_model_predicts_files_with_gradcam(breast_model, tmp_path):
@@ -71,15 +71,17 @@ def test_loaded_model_predicts_files_with_gradcam(breast_model, tmp_path):
     for row in rows:
         assert abs(sum(row["probabilities"].values()) - 1) < 1e-5
         assert row["label"] in ("malignant", "normal or benign")
-        assert base64.b64decode(row["gradcam_png_base64"]).startswith(b"\x89PNG")
-    direct = load_model(out).predict_proba(load_model(out).load_files(paths))
-    assert np.allclose(direct[:, model.positive_index], [r["probability"] for r in rows])
+        assert base64.b64decode(row["explanation_png_base64"]).startswith(b"\x89PNG")
+        assert set(row["prediction_set"]) <= {"malignant", "normal or benign"}
+    loaded = load_model(out)
+    direct = loaded.learner.predict_proba(loaded.modality.inputs_from_files(paths, loaded))
+    assert np.allclose(direct[:, loaded.target.positive_index], [r["probability"] for r in rows])
 
 
 def test_folder_training_and_cli_predict_explain_export(tmp_path, capsys):
     folder = make_folder(tmp_path / "xrays")
     code, stdout, err = run(["train", "--data", folder, "--epochs", "2", "--image-size", "32", "--members", "2",
-                             "--out", tmp_path / "m", "--json"], capsys)
+                             "--positive-label", "pneumonia", "--out", tmp_path / "m", "--json"], capsys)
     assert code == 0, err
     metrics = json.loads(stdout)
     assert metrics["split"]["sizes"]["test"] > 0 and metrics["decision"]["rule"] == "youden"
@@ -89,11 +91,11 @@ def test_folder_training_and_cli_predict_explain_export(tmp_path, capsys):
     code, stdout, err = run(["predict", tmp_path / "m", folder / "pneumonia", "-o", tmp_path / "p.csv"], capsys)
     assert code == 0, err
     lines = (tmp_path / "p.csv").read_text().splitlines()
-    assert lines[0] == "file,label,probability,p_normal,p_pneumonia" and len(lines) == 25
+    assert lines[0] == "file,probability,label,prediction_set,uncertain" and len(lines) == 25
     code, stdout, err = run(["explain", tmp_path / "m", folder / "pneumonia" / "pneumonia_0.png",
                              "-o", tmp_path / "heat.png"], capsys)
     assert code == 0 and (tmp_path / "heat.png").read_bytes().startswith(b"\x89PNG")
-    code, stdout, err = run(["export", tmp_path / "m", "--onnx", "-o", tmp_path / "m.onnx"], capsys)
+    code, stdout, err = run(["export", tmp_path / "m", "--format", "onnx", "-o", tmp_path / "m.onnx"], capsys)
     assert code == 0 and "max |onnx - torch|" in stdout
 
 
@@ -110,7 +112,8 @@ def test_image_bad_inputs(tmp_path, capsys):
         assert code == 2 and err.startswith("error:") and "Traceback" not in err, err
     assert "normal_0.png" in err  # the corrupt file is named
     good = make_folder(tmp_path / "good", n=12)
-    code, _, err = run(["train", "--data", good, "--epochs", "1", "--out", tmp_path / "g"], capsys)
+    code, _, err = run(["train", "--data", good, "--epochs", "1", "--out", tmp_path / "g", "--positive-label",
+                        "pneumonia"], capsys)
     assert code == 0, err
     tiny = tmp_path / "tiny.png"
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tiny)

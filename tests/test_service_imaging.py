@@ -19,21 +19,25 @@ pytestmark = pytest.mark.slow
 def imaging_artifact(tmp_path_factory) -> Path:
     """A tiny image classifier (one epoch on toy images), trained once per session (~15 s)."""
     pytest.importorskip("torch")
+    from medai.modalities.imaging.data import image_dataset
+    from medai.road import TrainOptions, train
     from medai.tasks.catalog import get_task
-    from medai.workflows.imaging import SPLITS, ImageData, ImageTrainOptions, train_image_task
 
     rng = np.random.default_rng(0)
-    images, labels = {}, {}
-    for split, n in zip(SPLITS, (64, 32, 32), strict=True):
+    images, labels, official, start = [], [], {}, 0
+    for split, n in zip(("train", "val", "test"), (64, 32, 32), strict=True):
         y = rng.integers(0, 2, n)
-        images[split] = [(rng.random((28, 28)) * 0.3 + 0.7 * k * np.tri(28)).astype(np.float32) for k in y]
-        labels[split] = y
-    data = ImageData(images=images, labels=labels, classes=["normal", "pneumonia"], source="toy", official_split=True)
+        images += [(rng.random((28, 28)) * 0.3 + 0.7 * k * np.tri(28)).astype(np.float32) for k in y]
+        labels += list(y)
+        official[split] = np.arange(start, start + n)
+        start += n
+    data = image_dataset(images, np.asarray(labels), ["normal", "pneumonia"], 2, 28, source="toy", official=official)
     out = tmp_path_factory.mktemp("imaging") / "model"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDAI_HOME", str(tmp_path_factory.mktemp("imaging_home")))
-        options = ImageTrainOptions(epochs=1, n_boot=20, show_progress=False, network="small-cnn", num_threads=1)
-        train_image_task(get_task("pneumonia-xray"), out, options, data=data)
+        options = TrainOptions(learner="small-cnn", n_boot=20, show_progress=False,
+                               extra={"epochs": 1, "threads": 1})
+        train(get_task("pneumonia-xray"), data, out, options)
     return out
 
 
@@ -68,7 +72,8 @@ def test_dicom_and_png_predict_with_the_imaging_family(imaging_artifact, medai_h
         predictions = r.json()["predictions"]
         assert [p["label"] in ("normal", "pneumonia") for p in predictions] == [True, True]
         assert sum(predictions[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-        assert predictions[0]["gradcam_png_base64"]
+        assert predictions[0]["explanation_png_base64"]
+        assert set(predictions[0]["prediction_set"]) <= {"normal", "pneumonia"}
         r = http.post(
             "/v1/models/xray/predict", files={"file": ("x.dcm", b"not dicom" * 20, "application/dicom")}, headers=h
         )

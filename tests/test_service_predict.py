@@ -46,11 +46,13 @@ def test_predict_matches_the_model_in_process(service, wdbc_rows):
     # the fast path answers without FastAPI's response-model step: its body must still be the declared contract
     assert PredictResponse.model_validate(result).model_dump(exclude_none=True) == result
     model = Registry().load("wdbc")
-    expected = model.predict_proba(pd.DataFrame(wdbc_rows))
+    expected = model.scores(model.modality.inputs_from_records(wdbc_rows, model))
     for item, p in zip(result["predictions"], expected, strict=True):
         assert item["probability"] == pytest.approx(float(p), abs=1e-12)
-        assert item["label"] == (model.schema.positive_label if p >= model.threshold else model.schema.classes[0])
+        assert item["label"] == (model.target.positive_label if p >= model.threshold else model.target.negative_label)
         assert sum(item["probabilities"].values()) == pytest.approx(1.0)
+        assert item["coverage"] == 0.9 and set(item["prediction_set"]) <= set(model.target.classes)
+        assert item["uncertain"] == (len(item["prediction_set"]) != 1)
     by_version = service.client("clinician").predict("wdbc", wdbc_rows[:1], version=1, explain=True)
     contributions = by_version["predictions"][0]["contributions"]
     assert len(contributions) == 5 and {"feature", "value", "contribution"} <= set(contributions[0])
@@ -129,7 +131,7 @@ def test_internal_errors_show_no_stack_trace(service, wdbc_rows, monkeypatch, ca
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals /etc/passwd")
 
-    monkeypatch.setattr(predict, "tabular_predictions", boom)
+    monkeypatch.setattr(predict, "record_predictions", boom)
     r = service.http.post(
         "/v1/models/wdbc/predict", json={"records": wdbc_rows[:1]}, headers=service.headers("clinician")
     )
@@ -234,7 +236,7 @@ def test_file_model_detail_and_image_upload(file_service):
     assert r.status_code == 200, r.text
     body = r.json()
     assert [p["file"] for p in body["predictions"]] == ["a.png", "b.png"]
-    assert body["predictions"][0]["probability"] == 0.3 and body["predictions"][0]["gradcam_png_base64"]
+    assert body["predictions"][0]["probability"] == 0.3 and body["predictions"][0]["explanation_png_base64"]
     assert [s["bytes"] for s in fake.seen[-2:]] == [png, png]
     r = svc.http.post(
         "/v1/models/scan/predict", files={"file": ("a.png", png, "image/png")}, headers=svc.headers("viewer")

@@ -14,13 +14,13 @@ ROLES = ("viewer", "clinician", "admin")
 @pytest.fixture(scope="session")
 def wdbc_artifact(tmp_path_factory) -> Path:
     """A breast-cancer (WDBC) tabular model trained once per test session (~3 s)."""
-    from medai.workflows.tabular import TrainOptions, train_task_by_name
+    from medai.road import TrainOptions, train_task
 
     home = tmp_path_factory.mktemp("train_home")
     out = tmp_path_factory.mktemp("wdbc") / "model"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDAI_HOME", str(home))
-        train_task_by_name("breast-cancer-wdbc", out, TrainOptions(seed=0, cv=None, n_boot=50, show_progress=False))
+        train_task("breast-cancer-wdbc", out, TrainOptions(seed=0, cv=None, n_boot=50, show_progress=False))
     return out
 
 
@@ -35,34 +35,60 @@ def wdbc_rows() -> list[dict[str, Any]]:
 
 
 class FakeFileModel:
-    """Stands in for an image family: records what it was given (paths, and the DICOM it read)."""
+    """Stands in for a model that takes files (an image model): records what it was given (paths, and the
+    DICOM it read). It is its own modality for the job worker's ``inputs_from_files``."""
 
     family = "imaging"
+    input_contract = "files"
+    kind = "binary"
     threshold = 0.5
-    class_names = ["normal", "abnormal"]
+    input_fields: list = []
     input_schema = {"kind": "image", "spatial_dims": 2, "channels": 1, "image_size": 28, "formats": ["png", "dicom"]}
+    decision = {"rule": "fixed", "target": 0.5, "threshold": 0.5, "description": "fixed at 0.5"}
+    conformal = None
+    fast_records = False
 
     def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
+        from medai.tasks.kinds import TargetSpec
 
-    def predict_files(self, paths: list[Path], explain: bool) -> list[dict]:
+        self.seen: list[dict[str, Any]] = []
+        self.target = TargetSpec("binary", "label", ["normal", "abnormal"], "abnormal")
+        self.modality = self
+
+    def _read(self, path: Path) -> dict[str, Any]:
         import pydicom
 
         from medai.privacy.dicom_deid import find_phi
 
+        info: dict[str, Any] = {"path": str(path), "name": path.name, "bytes": path.read_bytes()}
+        if path.suffix == ".dcm":
+            ds = pydicom.dcmread(path, force=True)
+            info["phi"] = find_phi(ds)
+            info["identity_removed"] = str(ds.get("PatientIdentityRemoved", ""))
+        self.seen.append(info)
+        return info
+
+    def predict_files(self, paths: list[Path], explain: bool) -> list[dict]:
         out = []
-        for path in paths:
-            info: dict[str, Any] = {"path": str(path), "name": path.name, "bytes": path.read_bytes()}
-            if path.suffix == ".dcm":
-                ds = pydicom.dcmread(path, force=True)
-                info["phi"] = find_phi(ds)
-                info["identity_removed"] = str(ds.get("PatientIdentityRemoved", ""))
-            self.seen.append(info)
-            item = {"probabilities": {"normal": 0.7, "abnormal": 0.3}, "label": "normal", "probability": 0.3}
+        for index, path in enumerate(paths):
+            self._read(path)
+            item = {"index": index, "probabilities": {"normal": 0.7, "abnormal": 0.3}, "label": "normal",
+                    "probability": 0.3}
             if explain:
-                item["gradcam_png_base64"] = "iVBORw0KGgo="
+                item["explanation_png_base64"] = "iVBORw0KGgo="
             out.append(item)
         return out
+
+    def inputs_from_files(self, paths: list[Path], model) -> list[Path]:
+        for path in paths:
+            self._read(path)
+        return list(paths)
+
+    def frame(self, inputs, explain: bool = False):
+        import pandas as pd
+
+        return pd.DataFrame({inputs.id_name: inputs.ids, "probability": [0.3] * len(inputs.ids),
+                             "label": ["normal"] * len(inputs.ids)})
 
 
 @dataclass

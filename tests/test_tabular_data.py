@@ -1,4 +1,4 @@
-"""Reading and checking user tables: every bad input gets a clear MedAIError."""
+"""Checking user tables: column types, bad cells, fingerprints and splits; every bad input gets a clear error."""
 
 import numpy as np
 import pandas as pd
@@ -6,116 +6,56 @@ import pytest
 from helpers import risk_frame
 
 from medai.data.splits import cv_splits, duplicate_rows_across, parse_cv, train_val_test_split
-from medai.data.tabular import (
-    choose_positive_label,
-    coerce_features,
-    data_fingerprint,
-    encode_target,
-    infer_schema,
-    read_table,
-)
 from medai.errors import MedAIError, NotFoundError
+from medai.modalities.tabular.schema import coerce_features, data_fingerprint, infer_schema
 
 
-def test_read_table_errors(tmp_path):
-    with pytest.raises(NotFoundError, match="does not exist"):
-        read_table(tmp_path / "nope.csv")
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
-    with pytest.raises(MedAIError, match="empty"):
-        read_table(empty)
-    header_only = tmp_path / "header.csv"
-    header_only.write_text("a,b,c\n")
-    with pytest.raises(MedAIError, match="no records"):
-        read_table(header_only)
-    with pytest.raises(MedAIError, match="directory"):
-        read_table(tmp_path)
-    dup = tmp_path / "dup.csv"
-    dup.write_text("a,a\n1,2\n")
-    with pytest.raises(MedAIError):
-        read_table(dup)
-
-
-def test_read_csv_and_parquet_agree(tmp_path):
-    frame = risk_frame(50)
-    frame.to_csv(tmp_path / "d.csv", index=False)
-    frame.to_parquet(tmp_path / "d.parquet", index=False)
-    a, b = read_table(tmp_path / "d.csv"), read_table(tmp_path / "d.parquet")
-    assert list(a.columns) == list(b.columns) and len(a) == len(b) == 50
-
-
-@pytest.mark.parametrize("values,positive", [
-    (["no", "yes"], "yes"), (["Yes", "No"], "Yes"), ([1, 2], "2"), ([0, 1], "1"), (["neg", "pos"], "pos"),
-    (["benign", "malignant"], "malignant"), (["False", "True"], "True"), (["healthy", "sick"], "sick"),
-    (["control", "x"], "x"), ([0.0, 1.0], "1"),
-])
-def test_positive_label_spellings(values, positive):
-    assert choose_positive_label(values) == positive
-
-
-def test_ambiguous_positive_label_asks_for_it():
-    with pytest.raises(MedAIError, match="--positive-label"):
-        choose_positive_label(["apple", "pear"])
-    assert choose_positive_label(["apple", "pear"], requested="pear") == "pear"
-    with pytest.raises(MedAIError, match="not a value"):
-        choose_positive_label(["apple", "pear"], requested="plum")
+def numeric(schema):
+    return [c.name for c in schema.features if c.kind == "numeric"]
 
 
 def test_infer_schema_types_and_errors():
     frame = risk_frame()
-    schema = infer_schema(frame, "outcome", id_column="patient_id")
-    assert schema.numeric == ["age", "systolic_bp"]
-    assert schema.categorical == ["smoker", "sex"]
-    assert schema.classes == ["no", "yes"] and schema.positive_label == "yes"
-    with pytest.raises(MedAIError, match="target column 'nope'"):
-        infer_schema(frame, "nope")
-    one_class = frame.assign(outcome="yes")
-    with pytest.raises(MedAIError, match="1 class"):
-        infer_schema(one_class, "outcome")
-    three = frame.assign(outcome=np.arange(len(frame)) % 3)
-    with pytest.raises(MedAIError, match="3 classes"):
-        infer_schema(three, "outcome")
+    schema = infer_schema(frame, ["outcome"], id_column="patient_id")
+    assert numeric(schema) == ["age", "systolic_bp"]
+    assert [c.name for c in schema.features if c.kind == "categorical"] == ["smoker", "sex"]
+    age = schema.features[0]
+    assert age.min == frame["age"].min() and age.max == frame["age"].max()
     blank = frame.assign(empty_col=np.nan)
     with pytest.raises(MedAIError, match="'empty_col'.*entirely missing"):
-        infer_schema(blank, "outcome")
+        infer_schema(blank, ["outcome"])
     with pytest.raises(MedAIError, match="id column"):
-        infer_schema(frame, "outcome", id_column="pid")
+        infer_schema(frame, ["outcome"], id_column="pid")
+    with pytest.raises(MedAIError, match="no usable feature columns"):
+        infer_schema(frame[["patient_id", "outcome"]], ["outcome"], id_column="patient_id")
 
 
 def test_free_text_columns_are_dropped_not_one_hot_encoded():
     frame = risk_frame(120).assign(note=[f"note {i}" for i in range(120)])
-    schema = infer_schema(frame, "outcome", id_column="patient_id")
+    schema = infer_schema(frame, ["outcome"], id_column="patient_id")
     assert "note" in schema.dropped and "note" not in schema.feature_names
 
 
 def test_numbers_stored_as_text_are_numeric():
     frame = risk_frame(60)
     frame["age"] = frame["age"].astype(int).astype(str)
-    schema = infer_schema(frame, "outcome", id_column="patient_id")
-    assert "age" in schema.numeric
+    schema = infer_schema(frame, ["outcome"], id_column="patient_id")
+    assert "age" in numeric(schema)
 
 
 def test_coerce_names_missing_columns_and_bad_rows():
     frame = risk_frame(30)
-    schema = infer_schema(frame, "outcome", id_column="patient_id")
+    schema = infer_schema(frame, ["outcome"], id_column="patient_id")
     with pytest.raises(MedAIError, match=r"missing column\(s\).*'age'"):
         coerce_features(frame.drop(columns=["age"]), schema)
     bad = frame.astype({"systolic_bp": object})
     bad.loc[[4, 9], "systolic_bp"] = ["high", "n/d"]
-    with pytest.raises(MedAIError, match=r"'systolic_bp' must be numeric but rows 5, 10 hold text"):
+    with pytest.raises(MedAIError, match=r"'systolic_bp' must be numeric but rows 5, 10 hold text$") as error:
         coerce_features(bad, schema)
+    assert "high" not in str(error.value)  # errors name rows and columns, never a cell's value (it may be PHI)
     ok = frame.astype({"age": object})
     ok.loc[0, "age"] = "?"  # common missing-value spellings are missing, not errors
     assert np.isnan(coerce_features(ok, schema)["age"].iloc[0])
-
-
-def test_encode_target_rejects_unknown_labels():
-    frame = risk_frame(30)
-    schema = infer_schema(frame, "outcome")
-    assert set(encode_target(frame, schema)) == {0, 1}
-    frame.loc[3, "outcome"] = "maybe"
-    with pytest.raises(MedAIError, match="row 4"):
-        encode_target(frame, schema)
 
 
 def test_fingerprint_changes_with_any_cell():
@@ -138,6 +78,14 @@ def test_split_is_stratified_and_group_aware():
     assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
     for train, test in cv_splits(np.repeat(np.arange(50) % 3 == 0, 4).astype(int), groups, 5, 2, 0):
         assert not set(groups[train]) & set(groups[test])
+    for stratify in (True, False):  # regression and multilabel targets split without strata
+        values = np.repeat(np.arange(50) % 3 == 0, 4).astype(int) if stratify else np.linspace(0, 1, 200)
+        g = train_val_test_split(values, groups, seed=1, stratify=stratify)
+        assert not {*groups[g.train]} & {*groups[g.test]} and len(g.train) + len(g.val) + len(g.test) == 200
+        for train, test in cv_splits(values, groups, 4, 1, 0, stratify=stratify):
+            assert not set(groups[train]) & set(groups[test])
+    plain = train_val_test_split(np.linspace(0, 1, 100), seed=0, stratify=False)
+    assert plain.sizes() == {"train": 60, "val": 20, "test": 20}
 
 
 def test_parse_cv_and_duplicates():

@@ -59,11 +59,22 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise MedAIError(f"data file {path} has a header but no records")
     header = _raw_header(path, kind) or [str(c) for c in frame.columns]
     header = [str(c).strip() for c in header]
+    if kind in ("csv", "tsv", "text") and all(_is_number(c) for c in header):
+        raise MedAIError(f"data file {path} has no header row (its first line holds only numbers); add a first "
+                         "line with the column names")
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise MedAIError(f"data file {path} repeats the column name(s) {duplicated}; names must be unique")
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.strip() in ("?", "")
+    return True
 
 
 def _raw_header(path: Path, kind: str) -> list[str] | None:

@@ -193,9 +193,13 @@ class Conformal:
                    list(data.get("classes", [])), data.get("choice", ""))
 
 
-def _check_size(n: int, coverage: float) -> None:
+def enough_records(n: int, coverage: float) -> bool:
     """A finite interval (a set smaller than every class) needs ceil((n + 1) * coverage) <= n."""
-    if np.ceil((n + 1) * coverage) > n:
+    return bool(np.ceil((n + 1) * coverage) <= n)
+
+
+def _check_size(n: int, coverage: float) -> None:
+    if not enough_records(n, coverage):
         need = int(np.ceil(coverage / (1 - coverage)))
         raise MedAIError(f"{n} calibration record(s) are too few for {coverage:.0%} conformal coverage; it needs at "
                          f"least {need} (more data, a lower --coverage, or --conformal none)")

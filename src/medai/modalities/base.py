@@ -87,6 +87,10 @@ class Modality:
         """The service's validated JSON records -> what the learner takes (records contract)."""
         raise MedAIError(f"{self.name} models do not take JSON records")
 
+    def inputs_from_frame(self, frame, model: Model, source: str = "table", labelled: bool = False) -> Inputs:
+        """A pandas DataFrame of records (records contract) -> inputs (and targets when ``labelled``)."""
+        raise MedAIError(f"{self.name} models do not take tables of records")
+
     def inputs_from_files(self, paths: list[Path], model: Model) -> Any:
         """Uploaded files (already de-identified where DICOM) -> what the learner takes (files contract)."""
         raise MedAIError(f"{self.name} models do not take files")

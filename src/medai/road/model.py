@@ -56,6 +56,13 @@ class Model:
         return self.decision.get("threshold")
 
     @property
+    def fast_records(self) -> bool:
+        """Whether the modality scores JSON records on a fast path (the service then answers inline)."""
+        from medai.modalities.base import Modality
+
+        return type(self.modality).records_scores is not Modality.records_scores
+
+    @property
     def input_fields(self) -> list[dict[str, Any]]:
         """The named fields of one JSON record (records contract)."""
         return self.input_schema.get("fields", []) if isinstance(self.input_schema, dict) else []
@@ -106,6 +113,10 @@ class Model:
         X = self.modality.inputs_from_records(records, self) if needs_inputs else None
         items = self.items(self.scores(X) if s is None else s, X)
         return self._with_explanations(items, X, explain, top_k)
+
+    def predict_table(self, frame: pd.DataFrame, explain: bool = False, top_k: int = 3) -> pd.DataFrame:
+        """Predictions for a DataFrame of records (the Python API of records models)."""
+        return self.frame(self.modality.inputs_from_frame(frame, self, "table"), explain=explain, top_k=top_k)
 
     def predict_files(self, paths: list[Path], explain: bool = False) -> list[dict[str, Any]]:
         X = self.modality.inputs_from_files([Path(p) for p in paths], self)

@@ -17,16 +17,16 @@ from sklearn.base import clone
 from medai.data.dataset import Dataset, take
 from medai.data.splits import cv_splits, parse_cv, train_val_test_split
 from medai.errors import MedAIError
-from medai.evaluation.conformal import MODES, Conformal, check_coverage, fit_difficulty
+from medai.evaluation.conformal import MODES, Conformal, check_coverage, enough_records, fit_difficulty
 from medai.evaluation.kinds import evaluator_for
 from medai.evaluation.subgroups import subgroup_table
 from medai.models.artifact import write_artifact
 from medai.road import report
+from medai.road.common import library_versions, medai_version, now_iso, progress
 from medai.road.model import FORMAT, Model, difficulty_sigma
 from medai.road.options import TrainOptions
 from medai.tasks import SplitProtocol, Task, get_task
 from medai.tasks.kinds import infer_target
-from medai.road.common import library_versions, medai_version, now_iso, progress
 
 
 @dataclass
@@ -101,6 +101,15 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
         say(f"warning: {warning}")
 
     parts = _split(dataset, y, evaluator.stratify, task, options)
+    conformal_mode = options.conformal
+    if conformal_mode != "none" and not enough_records(len(parts["val"]), options.coverage):
+        message = (f"{len(parts['val'])} validation records are too few to calibrate conformal sets at "
+                   f"{options.coverage:.0%} coverage")
+        if conformal_mode != "auto":
+            raise MedAIError(f"{message}; use more data, a lower --coverage, or --conformal none")
+        conformal_mode = "none"
+        warnings.append(f"{message}: the model gives no prediction sets or intervals")
+        say(f"warning: {warnings[-1]}")
     X = {name: take(dataset.X, idx) for name, idx in parts.items()}
     learner_name = options.learner or task.default_learner
     learner = modality.make_learner(learner_name, target, options, task, dataset)
@@ -113,7 +122,7 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     extra = evaluator.extra_results(y_test, s_test, decision, y_val, s_val, target, options.threshold,
                                     n_boot=options.n_boot, seed=options.seed)
     conformal, conformal_metrics, difficulty = _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test,
-                                                          options)
+                                                          options, conformal_mode)
     cv_spec = task.split.cv if options.cv == "task" else options.cv
     cv_spec = cv_spec if parse_cv(cv_spec) else None
     cv = _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, cv_spec, options) if cv_spec else {}
@@ -167,12 +176,12 @@ def _split(dataset: Dataset, y, stratify: bool, task: Task, options: TrainOption
     return parts
 
 
-def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, options):
+def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, options, mode):
     """The conformal calibrator fitted on the validation records, and its coverage on the test records."""
-    if options.conformal == "none":
+    if mode == "none":
         return None, {}, None
     sigma_val = sigma_test = difficulty = None
-    if target.kind == "regression" and options.conformal in ("auto", "normalized"):
+    if target.kind == "regression" and mode in ("auto", "normalized"):
         Z = modality.embed(learner, X["train"])
         if Z is not None:
             residuals = y_fit[parts["train"]] - np.asarray(learner.predict(X["train"]), dtype=float)
@@ -180,7 +189,7 @@ def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, option
             sigma_val, sigma_test = (difficulty_sigma(difficulty, modality.embed(learner, X[name]))
                                      for name in ("val", "test"))
     conformal = Conformal.fit(target.kind, y_fit[parts["val"]], s_val, coverage=options.coverage,
-                              mode=options.conformal, classes=target.classes, positive_index=target.positive_index,
+                              mode=mode, classes=target.classes, positive_index=target.positive_index,
                               sigma=sigma_val)
     if conformal.mode != "normalized":
         difficulty = sigma_test = None

@@ -50,6 +50,15 @@ class LoincMaps:
             return list(session.scalars(select(ModelLoincMap.model)))
 
 
+def check_risk_model(model, name: str) -> None:
+    """A RiskAssessment needs a binary model that takes records of named (numeric or categorical) fields."""
+    from medai.modalities import RECORDS
+
+    if model.input_contract != RECORDS or model.kind != "binary":
+        raise MedAIError(f"model {name!r} is not a binary risk model on records ({model.kind}, takes "
+                         f"{model.input_contract}); FHIR RiskAssessment does not apply")
+
+
 def check_mapping(mapping: dict[str, Any], input_schema: list[dict[str, Any]]) -> None:
     """A mapping may only name columns the model takes."""
     columns = {c["name"] for c in input_schema}

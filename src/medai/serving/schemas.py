@@ -48,8 +48,10 @@ class ModelList(BaseModel):
 
 class InputColumn(BaseModel):
     name: str
-    kind: str
+    kind: str = Field(description="numeric, categorical or text")
     categories: list[str] = []
+    min: float | None = Field(None, description="smallest value in the training data (numeric fields)")
+    max: float | None = Field(None, description="largest value in the training data (numeric fields)")
 
 
 class ModelDetail(BaseModel):
@@ -60,19 +62,21 @@ class ModelDetail(BaseModel):
     kind: str
     modality: str
     family: str
-    input_kind: Literal["records", "files"]
+    input_kind: Literal["records", "files"] = Field(description="JSON records with named fields, or uploaded files")
     input_schema: list[InputColumn] | None = None
     file_input: dict[str, Any] | None = Field(None, description="what a file-based model reads (image size, formats)")
-    classes: list[str] | None = None
+    classes: list[str] | None = Field(None, description="classes (binary, multiclass) or labels (multilabel)")
     positive_label: str | None = None
     threshold: float | None = None
+    decision: dict[str, Any] | None = Field(None, description="the decision rule chosen on validation data")
+    conformal: dict[str, Any] | None = Field(None, description="conformal coverage and mode of the sets/intervals")
     metrics: dict[str, Any]
     model_card: str | None = None
     loinc_mapping: dict[str, str] | None = None
 
 
 class PredictRequest(BaseModel):
-    """Tabular input: one object per patient, column name -> value (numbers for numeric columns)."""
+    """Input of a model that takes records: one object per patient or item, field name -> value."""
 
     model_config = ConfigDict(extra="forbid")
     records: list[dict[str, Scalar]] = Field(min_length=1, max_length=10_000)
@@ -84,19 +88,36 @@ class Contribution(BaseModel):
     contribution: float
 
 
+class Interval(BaseModel):
+    low: float
+    high: float
+
+
 class Prediction(BaseModel):
+    """One prediction; which fields are present depends on the model's kind of target."""
+
+    model_config = ConfigDict(extra="allow")
     index: int
-    label: str
+    label: str | None = Field(None, description="the predicted class (binary, multiclass)")
+    labels: list[str] | None = Field(None, description="the predicted labels (multilabel)")
+    value: float | None = Field(None, description="the predicted value (regression)")
     probability: float | None = Field(None, description="probability of the positive label (binary models)")
-    probabilities: dict[str, float]
+    probabilities: dict[str, float] | None = Field(None, description="per class (or per label) probability")
+    prediction_set: list[str] | None = Field(None, description="conformal set: every class not ruled out")
+    interval: Interval | None = Field(None, description="conformal interval (regression)")
+    coverage: float | None = Field(None, description="nominal coverage of the set or interval")
+    uncertain: bool | None = Field(None, description="the set holds other than one class: uncertain - refer")
     contributions: list[Contribution] | None = None
+    explains: str | None = Field(None, description="what the explanation is about")
+    summary: str | None = None
+    explanation_png_base64: str | None = Field(None, description="a picture explaining the prediction (Grad-CAM)")
     file: str | None = None
-    gradcam_png_base64: str | None = None
 
 
 class PredictResponse(BaseModel):
     model: str
     version: int
+    kind: str
     threshold: float | None = None
     positive_label: str | None = None
     predictions: list[Prediction]

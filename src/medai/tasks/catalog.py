@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from medai.errors import NotFoundError
-from medai.tasks.task import SplitProtocol, Task
+from medai.tasks.task import Task
 
 _TASKS: dict[str, Task] = {}
 

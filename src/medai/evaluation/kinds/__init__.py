@@ -22,7 +22,8 @@ def evaluator_for(kind: str) -> KindEvaluator:
     try:
         return _EVALUATORS[kind]
     except KeyError:
-        raise MedAIError(f"no evaluator for targets of kind {kind!r}; known: {', '.join(sorted(_EVALUATORS))}") from None
+        known = ", ".join(sorted(_EVALUATORS))
+        raise MedAIError(f"no evaluator for targets of kind {kind!r}; known: {known}") from None
 
 
 for _evaluator in (BinaryEvaluator(), MulticlassEvaluator(), MultilabelEvaluator(), RegressionEvaluator()):

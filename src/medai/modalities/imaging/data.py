@@ -28,7 +28,7 @@ def input_schema(pre: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "image", **pre, "formats": ["png", "jpeg", "dicom", "nifti", "npy"]}
 
 
-def _dataset(images: list, labels: np.ndarray, classes: list[str], spatial_dims: int, image_size, *, source: str,
+def image_dataset(images: list, labels: np.ndarray, classes: list[str], spatial_dims: int, image_size, *, source: str,
              official: dict[str, np.ndarray] | None, license: str = "user data", citation: str = "") -> Dataset:
     from medai.data.images import prepare_images
 
@@ -68,7 +68,7 @@ def task_dataset(task, image_size) -> Dataset:
     classes = list(spec.extra.get("classes") or [str(c) for c in np.unique(labels[parts["train"]])])
     spatial_dims = int(task.options.get("spatial_dims", 2))
     size = image_size or task.options.get("image_size", 28)
-    return _dataset(images, labels, classes, spatial_dims, size, source=spec.name, official=parts,
+    return image_dataset(images, labels, classes, spatial_dims, size, source=spec.name, official=parts,
                     license=spec.license, citation=spec.citation)
 
 
@@ -81,13 +81,13 @@ def user_dataset(path: Path, image_size, path_column: str | None, label_column: 
         images, labels, parts = _official(load_medmnist_npz(path))
         classes = [str(c) for c in np.unique(labels)]
         dims = spatial_dims_of(np.asarray(images[0]))
-        return _dataset(images, np.searchsorted(np.unique(labels), labels), classes, dims,
+        return image_dataset(images, np.searchsorted(np.unique(labels), labels), classes, dims,
                         image_size or (28 if dims == 3 else 64), source=str(path), official=parts)
     listing = scan_image_folder(path) if path.is_dir() else read_image_csv(path, path_column or "path",
                                                                            label_column or "label")
     images = [load_image(p) for p in listing.paths]
     dims = spatial_dims_of(images[0])
-    return _dataset(images, listing.labels, [str(c) for c in listing.classes], dims,
+    return image_dataset(images, listing.labels, [str(c) for c in listing.classes], dims,
                     image_size or (28 if dims == 3 else 64), source=str(path), official=None)
 
 

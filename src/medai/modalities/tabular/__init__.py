@@ -60,7 +60,8 @@ class TabularModality(Modality):
                             citation=spec.citation, categorical=list(task.categorical), subgroups=list(task.subgroups))
 
     def dataset(self, frame: pd.DataFrame, targets: list[str], options, *, source: str, license: str = "user data",
-                citation: str = "", categorical: list[str] | None = None, subgroups: list[str] | None = None) -> Dataset:
+                citation: str = "", categorical: list[str] | None = None,
+                subgroups: list[str] | None = None) -> Dataset:
         missing = [t for t in targets if t not in frame.columns]
         if missing:
             raise MedAIError(f"target column {missing[0]!r} is not in {source}; columns are: {list(frame.columns)}")

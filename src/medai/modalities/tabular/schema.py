@@ -45,12 +45,12 @@ class TabularSchema:
         return [c.name for c in self.features]
 
     def to_json(self) -> dict:
-        return {"features": [c.to_json() for c in self.features], "id_column": self.id_column,
+        return {"fields": [c.to_json() for c in self.features], "id_column": self.id_column,
                 "group_column": self.group_column, "dropped": self.dropped}
 
     @classmethod
     def from_json(cls, data: dict) -> TabularSchema:
-        return cls(features=[ColumnSpec(**c) for c in data["features"]], id_column=data.get("id_column"),
+        return cls(features=[ColumnSpec(**c) for c in data["fields"]], id_column=data.get("id_column"),
                    group_column=data.get("group_column"), dropped=dict(data.get("dropped", {})))
 
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from medai.errors import MedAIError
 from medai.serving.routers.models import summary
 from medai.serving.schemas import (
     AuditPage,
@@ -66,16 +65,15 @@ def set_stage(name: str, version: int, body: StageRequest, request: Request) -> 
 
 @router.put("/models/{name}/loinc-mapping", response_model=LoincMapping, summary="Set a model's FHIR mapping")
 def set_loinc_mapping(name: str, body: LoincMapping, request: Request) -> dict:
-    from medai.serving.fhir import check_mapping
+    from medai.serving.fhir import check_mapping, check_risk_model
 
     state = request.app.state.medai
     audit_box(request)["model"] = name
     record = state.registry.get(name)
     model = state.load_model(record)
-    if getattr(model, "family", "tabular") != "tabular":
-        raise MedAIError(f"model {name!r} does not take tabular inputs; a LOINC mapping does not apply")
+    check_risk_model(model, name)
     data = body.model_dump()
-    check_mapping(data, model.input_schema)
+    check_mapping(data, model.input_fields)
     return state.loinc.set(name, data)
 
 

@@ -42,9 +42,9 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def validate_records(records: list[dict[str, Any]], input_schema: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check JSON records against a tabular model's input schema; :class:`FieldErrors` naming record
-    index and column for every problem. ``null`` is a missing value (the model imputes it); a column
-    absent from a record is an error. Columns the model does not use are ignored."""
+    """Check JSON records against a records model's input fields (``numeric``, ``categorical`` or ``text``);
+    :class:`FieldErrors` naming record index and column for every problem. ``null`` is a missing value (the
+    model imputes it); a column absent from a record is an error. Columns the model does not use are ignored."""
     errors: list[dict[str, Any]] = []
     for i, record in enumerate(records):
         for spec in input_schema:
@@ -80,6 +80,14 @@ def validate_records(records: list[dict[str, Any]], input_schema: list[dict[str,
                             "type": "value_error",
                         }
                     )
+            elif spec["kind"] == "text" and not isinstance(value, str):
+                errors.append(
+                    {
+                        "loc": loc,
+                        "msg": f"expected text (a string) for field {name!r} in record {i}",
+                        "type": "type_error",
+                    }
+                )
             elif not isinstance(value, str | int | float):
                 errors.append(
                     {

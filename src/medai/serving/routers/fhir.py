@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from medai.errors import MedAIError
 from medai.serving import fhir
 from medai.serving.routers.common import UnsupportedMediaType, sha256_bytes
-from medai.serving.routers.predict import call_model, load, resolve, tabular_predictions
+from medai.serving.routers.predict import call_model, load, record_predictions, resolve
 from medai.serving.security import audit_box, require
 
 router = APIRouter(tags=["fhir"], dependencies=[Depends(require("predict"))])
@@ -49,17 +49,16 @@ async def fhir_predict(
             f"PUT /v1/admin/models/{record.name}/loinc-mapping"
         )
     loaded = await load(state, record)
-    if getattr(loaded, "family", "tabular") != "tabular":
-        raise MedAIError(f"model {record.name!r} does not take tabular observations")
+    fhir.check_risk_model(loaded, record.name)
     bundle = fhir.parse_bundle(payload)
-    row, patient_ref, basis = fhir.bundle_to_record(bundle, mapping, loaded.input_schema)
-    prediction = (await call_model(state, tabular_predictions, loaded, [row], False))[0]
+    row, patient_ref, basis = fhir.bundle_to_record(bundle, mapping, loaded.input_fields)
+    prediction = (await call_model(state, record_predictions, loaded, [row], False))[0]
     resource = fhir.risk_assessment(
         record.name,
         record.version,
         prediction["probability"],
         prediction["label"],
-        loaded.schema.positive_label,
+        loaded.target.positive_label,
         loaded.threshold,
         patient_ref,
         basis,

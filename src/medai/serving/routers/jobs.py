@@ -1,6 +1,7 @@
-"""Batch jobs: ``POST /v1/jobs`` (multipart: ``model``, optional ``version``/``explain``, ``file`` = a CSV for
-tabular models or a zip of images/DICOM for file-based models) -> 202 + job id; ``GET /v1/jobs/{id}``;
-``GET /v1/jobs/{id}/result`` (CSV). Permission ``jobs``; a key sees its own jobs (admins see all).
+"""Batch jobs: ``POST /v1/jobs`` (multipart: ``model``, optional ``version``/``explain``, ``file`` = a CSV
+for models that take records or a zip of images/DICOM for models that take files) -> 202 + job id;
+``GET /v1/jobs/{id}``; ``GET /v1/jobs/{id}/result`` (CSV, the table ``medai predict`` writes).
+Permission ``jobs``; a key sees its own jobs (admins see all).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from medai.errors import MedAIError, NotFoundError
 from medai.fsutil import atomic_write_bytes
+from medai.modalities import RECORDS
 from medai.serving.jobs import frame_to_csv
 from medai.serving.routers.common import UnsupportedMediaType, sha256_bytes, store_upload, store_zip
 from medai.serving.routers.predict import load, resolve
@@ -52,7 +54,7 @@ def _check_csv(data: bytes, model) -> int:
         raise MedAIError(f"the uploaded file is not a readable CSV table ({type(exc).__name__})") from None
     if len(frame) == 0:
         raise MedAIError("the uploaded CSV has no rows")
-    missing = [c["name"] for c in model.input_schema if c["name"] not in frame.columns]
+    missing = [c["name"] for c in model.input_fields if c["name"] not in frame.columns]
     if missing:
         raise MedAIError(f"the uploaded CSV is missing column(s) the model needs: {missing}")
     return len(frame)
@@ -87,7 +89,7 @@ async def submit_job(request: Request) -> JSONResponse:
     box["model"] = name
     upload = form.get("file")
     if upload is None or not hasattr(upload, "read"):
-        raise MedAIError("form field 'file': expected a CSV (tabular models) or a zip of images (image models)")
+        raise MedAIError("form field 'file': expected a CSV (models that take records) or a zip of files")
     record = resolve(state, name, version)
     box["model_version"] = record.version
     model = await load(state, record)
@@ -97,9 +99,8 @@ async def submit_job(request: Request) -> JSONResponse:
     jobs = state.jobs
     job_id = jobs.new_id()
     folder = jobs.folder(job_id)
-    family = getattr(model, "family", "tabular")
     try:
-        if family == "tabular":
+        if model.input_contract == RECORDS:
             if explain:
                 principal(request).require("explain")
             items = await run_in_threadpool(_check_csv, data, model)
@@ -172,21 +173,16 @@ def job_result(job_id: str, request: Request) -> FileResponse:
 
 
 def run_job(state, row, folder: Path) -> bytes:
-    """Run one job in the worker thread; the CSV bytes of its result."""
-    import pandas as pd
+    """Run one job in the worker thread; the CSV bytes of its result (the same table as ``medai predict``)."""
+    from medai.data.dataset import Inputs
 
     record = state.registry.get(row.model, row.version)
     model = state.load_model(record)
     if row.kind == "csv":
-        frame = pd.read_csv(folder / "input.csv")
-        out = model.predict_frame(frame, explain=bool(row.explain), source=f"job {row.id} input")
-        return frame_to_csv(out)
-    paths = sorted((folder / "input").iterdir())
-    items = model.predict_files(paths, explain=False)
-    rows = []
-    for path, item in zip(paths, items, strict=True):
-        entry = {"item": path.name, "label": item.get("label")}
-        for label, p in (item.get("probabilities") or {}).items():
-            entry[f"p_{label}"] = p
-        rows.append(entry)
-    return frame_to_csv(pd.DataFrame(rows))
+        inputs = model.modality.read_inputs(folder / "input.csv", model, labelled=False)
+        explain = bool(row.explain)
+    else:
+        paths = sorted((folder / "input").iterdir())
+        inputs = Inputs(model.modality.inputs_from_files(paths, model), [p.name for p in paths], "item")
+        explain = False
+    return frame_to_csv(model.frame(inputs, explain=explain))

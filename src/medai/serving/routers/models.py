@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from medai.modalities import RECORDS
 from medai.serving.schemas import ModelDetail, ModelList, ModelSummary
 from medai.serving.security import audit_box, require
 
@@ -30,37 +31,28 @@ def _detail(state, name: str) -> dict:
     versions = state.registry.versions(name)
     default = state.registry.get(name)
     model = state.load_model(default)
-    files = getattr(model, "family", "tabular") != "tabular"
     card_path = Path(default.artifact_path) / "card.md"
-    detail = {
+    records = model.input_contract == RECORDS
+    return {
         "name": name,
         "default_version": default.version,
         "versions": [ModelSummary(**summary(r)) for r in versions],
         "task": default.task,
-        "kind": default.kind,
+        "kind": model.kind,
         "modality": default.modality,
         "family": default.family,
-        "input_kind": "files" if files else "records",
+        "input_kind": model.input_contract,
+        "input_schema": model.input_fields if records else None,
+        "file_input": None if records else model.input_schema,
+        "classes": [str(c) for c in model.target.classes] or None,
+        "positive_label": model.target.positive_label,
+        "threshold": model.threshold,
+        "decision": model.decision,
+        "conformal": {"coverage": model.conformal.coverage, "mode": model.conformal.mode} if model.conformal else None,
         "metrics": default.metrics,
         "model_card": card_path.read_text(encoding="utf-8") if card_path.is_file() else None,
         "loinc_mapping": (state.loinc.get(name) or {}).get("mapping"),
     }
-    if not files:
-        detail.update(
-            input_schema=model.input_schema,
-            classes=list(model.schema.classes),
-            positive_label=model.schema.positive_label,
-            threshold=model.threshold,
-        )
-    else:
-        classes = getattr(model, "class_names", None) or getattr(model, "classes", None)
-        spec = getattr(model, "input_schema", None)
-        detail.update(
-            classes=[str(c) for c in classes] if classes else None,
-            threshold=getattr(model, "threshold", None),
-            file_input=spec if isinstance(spec, dict) else None,
-        )
-    return detail
 
 
 @router.get("/models/{name}", response_model=ModelDetail, summary="One model: versions, inputs, metrics, card")

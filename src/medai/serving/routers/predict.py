@@ -1,10 +1,10 @@
 """Prediction: ``POST /v1/models/{name}[/versions/{v}]/predict`` (permission ``predict``; ``?explain=true``
 also needs ``explain``).
 
-One endpoint for every model family: ``application/json`` ``{"records": [...]}`` for tabular models,
-``multipart/form-data`` files (field ``file``, repeatable) for file-based families (images, DICOM), which
-are handed to ``model.predict_files(paths, explain)``. DICOM uploads are de-identified in memory before
-anything is written; the temporary files are removed after the prediction.
+One endpoint for every modality, by its input contract: ``application/json`` ``{"records": [...]}`` for
+records models (tables, SMILES, text, ...), ``multipart/form-data`` files (field ``file``, repeatable) for
+file models (images, DICOM), which are handed to ``model.predict_files(paths, explain)``. DICOM uploads are
+de-identified in memory before anything is written; the temporary files are removed after the prediction.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from medai.errors import MedAIError, NotFoundError
+from medai.modalities import RECORDS
 from medai.serving.routers.common import (
     UnsupportedMediaType,
     random_id,
@@ -51,28 +52,10 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def tabular_predictions(model, records: list[dict[str, Any]], explain: bool, top_k: int = 5) -> list[dict]:
-    validate_records(records, model.input_schema)
-    probabilities = model.predict_records(records)
-    negative, positive = model.schema.classes[0], model.schema.positive_label
-    contributions = None
-    if explain:
-        import pandas as pd
-
-        contributions = model.contributions(pd.DataFrame.from_records(records), top_k=top_k, source="records")
-    out = []
-    for i, p in enumerate(probabilities):
-        p = float(p)
-        item = {
-            "index": i,
-            "label": positive if p >= model.threshold else negative,
-            "probability": p,
-            "probabilities": {str(negative): 1.0 - p, str(positive): p},
-        }
-        if contributions is not None:
-            item["contributions"] = contributions[i]
-        out.append(item)
-    return out
+def record_predictions(model, records: list[dict[str, Any]], explain: bool, top_k: int = 5) -> list[dict]:
+    """Predictions for JSON records (records contract), validated against the model's input fields."""
+    validate_records(records, model.input_fields)
+    return model.predict_records(records, explain=explain, top_k=top_k)
 
 
 def resolve(state, name: str, version: int | None):
@@ -100,43 +83,42 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", "multipart/form-data"):
         raise UnsupportedMediaType(
-            f'unsupported content type {ctype or "none"!r}; send application/json {{"records": [...]}} for '
-            "tabular models or multipart/form-data files for image models"
+            f'unsupported content type {ctype or "none"!r}; send application/json {{"records": [...]}} to a '
+            "model that takes records, multipart/form-data files to a model that takes files"
         )
     record = resolve(state, name, version)
     box["model_version"] = record.version
     body = await request.body()
     box["input_sha256"] = sha256_bytes(body)
     model = await load(state, record)
-    family = getattr(model, "family", "tabular")
-    result = {"model": record.name, "version": record.version}
-    if ctype == "application/json":
-        if family != "tabular":
-            raise UnsupportedMediaType(f"model {name!r} ({family}) takes files: send multipart/form-data field 'file'")
+    contract = model.input_contract
+    result = {"model": record.name, "version": record.version, "kind": model.kind,
+              "threshold": model.threshold, "positive_label": model.target.positive_label}
+    if (ctype == "application/json") != (contract == RECORDS):
+        expected = ('application/json {"records": [...]}' if contract == RECORDS
+                    else "multipart/form-data files in the field 'file'")
+        raise UnsupportedMediaType(f"model {name!r} ({model.family}) takes {expected}")
+    if contract == RECORDS:
         try:
             payload = PredictRequest.model_validate_json(body)
         except ValidationError as exc:
             raise RequestValidationError([dict(e, loc=("body", *e["loc"])) for e in exc.errors()]) from None
-        if explain:  # SHAP can take a while: in a thread, under the timeout
-            predictions = await call_model(state, tabular_predictions, model, payload.records, explain)
-        else:  # the compiled fast path takes microseconds a record: a thread hop would cost more than the work
-            predictions = tabular_predictions(model, payload.records, explain)
+        if model.fast_records and not explain:
+            # a fast path takes microseconds a record: a thread hop would cost more than the work
+            predictions = record_predictions(model, payload.records, explain)
+        else:  # the learner or an explanation can take a while: in a thread, under the timeout
+            predictions = await call_model(state, record_predictions, model, payload.records, explain)
         box["detail"] = {"records": len(payload.records)}
-        body = dict(result, threshold=model.threshold, positive_label=model.schema.positive_label,
-                    predictions=predictions)
+        body = dict(result, predictions=predictions)
         if explain:
             return body
         # built here from typed values in the PredictResponse shape (tests check it against the schema):
         # skipping FastAPI's response-model round trip keeps the hot path short
-        return JSONResponse(body)
-    if family == "tabular":
-        raise UnsupportedMediaType(f'model {name!r} is tabular: send application/json {{"records": [...]}}')
-    if not hasattr(model, "predict_files"):
-        raise MedAIError(f"model {name!r} ({family}) cannot predict from files")
+        return JSONResponse({k: v for k, v in body.items() if v is not None})
     form = await request.form(max_files=MAX_FILES, max_fields=16)
     uploads = [f for key in ("file", "files") for f in form.getlist(key) if hasattr(f, "read")]
     if not uploads:
-        raise MedAIError("no file uploaded: send the image or DICOM file in the multipart field 'file'")
+        raise MedAIError("no file uploaded: send the file(s) in the multipart field 'file'")
     folder = state.uploads / random_id()
     try:
         paths, names = [], []
@@ -152,20 +134,9 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     box["detail"] = {"files": len(paths)}
-    predictions = []
-    for i, item in enumerate(items):
-        probs = {str(k): float(v) for k, v in (item.get("probabilities") or {}).items()}
-        predictions.append(
-            {
-                "index": i,
-                "label": str(item.get("label")),
-                "probabilities": probs,
-                "probability": item.get("probability"),
-                "file": names[i],
-                "gradcam_png_base64": item.get("gradcam_png_base64") if explain else None,
-            }
-        )
-    return dict(result, threshold=getattr(model, "threshold", None), predictions=predictions)
+    for item, name_ in zip(items, names, strict=True):
+        item["file"] = name_
+    return dict(result, predictions=items)
 
 
 @router.post(
