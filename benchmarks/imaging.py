@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from medai.workflows.imaging import ImageTrainOptions, load_task_data, train_image_task  # noqa: E402
 from readme_table import update_readme  # noqa: E402
 
 from medai.tasks import get_task  # noqa: E402
-from medai.workflows.imaging import ImageTrainOptions, load_task_data, train_image_task  # noqa: E402
 
 # Figures quoted by the project's issue from the MedMNIST v2 paper (Yang et al. 2023, Sci Data 10:41).
 PUBLISHED = {
@@ -69,8 +69,9 @@ def train_runs(task_name: str, seeds: list[int], root: Path, threads: int | None
 
 
 def speed(model_dir: str) -> dict[str, float]:
-    from medai.modalities.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
     from medai.models.loading import load_model
+
+    from medai.modalities.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
 
     model = load_model(model_dir)
     clf = model.classifier

@@ -171,10 +171,10 @@ def train_image_model(out: Path) -> bytes:
     import io
 
     import numpy as np
+    from medai.workflows.imaging import SPLITS, ImageData, ImageTrainOptions, train_image_task
     from PIL import Image
 
     from medai.tasks.catalog import get_task
-    from medai.workflows.imaging import SPLITS, ImageData, ImageTrainOptions, train_image_task
 
     rng = np.random.default_rng(0)
     images, labels = {}, {}
@@ -240,9 +240,10 @@ def main() -> None:
     results: dict[str, dict] = {}
     results_image = None
     try:
+        from medai.workflows.tabular import TrainOptions, train_task_by_name
+
         from medai.registry import Registry
         from medai.serving.keys import KeyStore
-        from medai.workflows.tabular import TrainOptions, train_task_by_name
 
         model_dir = work / "model"
         print("training the WDBC model ...", flush=True)

@@ -26,14 +26,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from medai.data.tabular import coerce_features, encode_target, infer_schema  # noqa: E402
+from medai.models.tabular import TabularClassifier  # noqa: E402
+from medai.workflows.tabular import load_task_frame  # noqa: E402
 from readme_table import update_readme  # noqa: E402
 
 from medai.data.splits import cv_splits  # noqa: E402
-from medai.data.tabular import coerce_features, encode_target, infer_schema  # noqa: E402
 from medai.evaluation.metrics import auroc  # noqa: E402
-from medai.models.tabular import TabularClassifier  # noqa: E402
 from medai.tasks import get_task  # noqa: E402
-from medai.workflows.tabular import load_task_frame  # noqa: E402
 
 PUBLISHED = {
     "heart-disease-cleveland": [

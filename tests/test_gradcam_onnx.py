@@ -10,8 +10,8 @@ pytest.importorskip("monai")
 pytest.importorskip("onnxruntime")
 
 from medai.errors import MedAIError  # noqa: E402
-from medai.modalities.imaging.gradcam import gradcam, overlay  # noqa: E402
 from medai.modalities.imaging.classifier import ImageClassifier  # noqa: E402
+from medai.modalities.imaging.gradcam import gradcam, overlay  # noqa: E402
 from medai.modalities.imaging.networks import build_network  # noqa: E402
 from medai.modalities.imaging.onnx_runtime import OnnxImageClassifier, export_onnx  # noqa: E402
 

@@ -10,8 +10,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from medai.errors import MedAIError  # noqa: E402
-from medai.modalities.imaging.classifier import ImageClassifier  # noqa: E402
-from medai.modalities.imaging.networks import build_network, load_pretrained  # noqa: E402
 from medai.modalities.imaging.augment import (  # noqa: E402
     Compose,
     IntensityJitter,
@@ -19,6 +17,8 @@ from medai.modalities.imaging.augment import (  # noqa: E402
     RandomFlip,
     default_augmentation,
 )
+from medai.modalities.imaging.classifier import ImageClassifier  # noqa: E402
+from medai.modalities.imaging.networks import build_network, load_pretrained  # noqa: E402
 
 torch.set_num_threads(2)
 

@@ -36,7 +36,6 @@ def test_models_list_and_detail(service):
 
 
 def test_predict_matches_the_model_in_process(service, wdbc_rows):
-    import pandas as pd
 
     from medai.registry import Registry
     from medai.serving.schemas import PredictResponse

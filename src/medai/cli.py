@@ -316,7 +316,7 @@ def _usage_error(exc: Exception) -> bool:
 
 def main() -> None:
     try:
-        code = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
+        code = app(prog_name="medai", standalone_mode=False)  # returns typer.Exit's code instead of exiting
     except MedAIError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

@@ -70,7 +70,7 @@ class MultilabelEvaluator(KindEvaluator):
                 thresholds[name] = parsed.target if parsed.method == "fixed" else 0.5
             else:
                 thresholds[name] = choose_threshold(yj, sj, parsed)
-        return {"rule": parsed.method, "target": parsed.target, "thresholds": thresholds,
+        return {"rule": parsed.method, "target": parsed.target, "threshold": None, "thresholds": thresholds,
                 "description": f"per label: {parsed.describe()} (0.5 for a label without both values there)"}
 
     def _thresholds(self, decision, labels) -> np.ndarray:
