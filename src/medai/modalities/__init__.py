@@ -1,20 +1,22 @@
 """The registry of modalities: the CLI, the service, the registry and artifact loading find a modality here,
 never by branching on its name.
 
-Built-in modalities are imported on first use; an installed package can add one through the entry-point
-group ``medai.modalities`` (the entry point names a module that calls :func:`register_modality`).
+Built-in modalities are the sub-packages of this package, imported on first use (a new one is a new folder,
+nothing to edit here); an installed package can add one through the entry-point group ``medai.modalities``
+(the entry point names a module that calls :func:`register_modality`). A modality's package must import
+without its optional dependencies (torch, RDKit, ...): it imports them inside the methods that need them.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from importlib import metadata
 from pathlib import Path
 
 from medai.errors import MedAIError, NotFoundError
 from medai.modalities.base import FILES, RECORDS, CliOption, Modality
 
-BUILTIN = ("medai.modalities.tabular", "medai.modalities.imaging")
 _MODALITIES: dict[str, Modality] = {}
 _loaded = False
 
@@ -36,8 +38,9 @@ def load_modalities() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN:
-        importlib.import_module(module)
+    for module in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
+        if module.ispkg:
+            importlib.import_module(module.name)
     for entry in metadata.entry_points(group="medai.modalities"):
         importlib.import_module(entry.value)
 
