@@ -39,7 +39,8 @@ class Dataset:
       multilabel target given as several columns; records without a target are already left out.
     - ``input_schema``: what a prediction needs (JSON-able; records models: a list of field specs).
     - ``classes``: class order fixed by the data (e.g. an image data set's label names), else ``None``.
-    - ``official_split``: record positions per split (``train``/``val``/``test``) when the data set fixes them.
+    - ``official_split``: record positions per split (``train``/``val``/``test``) when the data set fixes them,
+      or when the modality computes its own split (e.g. by molecular scaffold); ``split_protocol`` then says how.
     - ``record_keys``: one hash per record, to count duplicates across the splits.
     - ``subgroup_frame``: columns to report performance by (sex, age, site ...), aligned with the records.
     - ``notes``/``warnings``: what the reader did (dropped columns, imputed values) and what looks wrong.
@@ -56,6 +57,7 @@ class Dataset:
     groups: np.ndarray | None = None
     group_column: str | None = None
     official_split: dict[str, np.ndarray] | None = None
+    split_protocol: str | None = None
     record_keys: np.ndarray | None = None
     subgroup_frame: pd.DataFrame | None = None
     classes: list[str] | None = None

@@ -152,6 +152,11 @@ class Modality:
         """A numeric representation of records (for a conformal difficulty estimate), or ``None``."""
         return None
 
+    def record_extras(self, model: Model, X) -> dict[str, list[Any]]:
+        """Per-record fields added to every prediction (JSON item and CSV column), e.g. an applicability
+        domain: ``{"in_domain": [...], "nearest_train_similarity": [...]}``."""
+        return {}
+
     def records_scores(self, model: Model, records: list[dict[str, Any]]) -> np.ndarray | None:
         """A faster way to score validated JSON records than ``inputs_from_records`` + the learner, if any."""
         return None

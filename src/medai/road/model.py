@@ -106,10 +106,19 @@ class Model:
         items = self.items(self.scores(X), X)
         return self._with_explanations(items, X, explain, top_k)
 
+    def _with_extras(self, items: list[dict[str, Any]], X) -> list[dict[str, Any]]:
+        for name, values in self.modality.record_extras(self, X).items():
+            for item, value in zip(items, values, strict=True):
+                item[name] = value
+        return items
+
     def predict_records(self, records: list[dict[str, Any]], explain: bool = False, top_k: int = 5) -> list[dict]:
         """The service's path for validated JSON records (a modality may offer a faster scorer)."""
         s = self.modality.records_scores(self, records)
-        needs_inputs = s is None or explain or (self.conformal is not None and self.conformal.mode == "normalized")
+        from medai.modalities.base import Modality
+
+        needs_inputs = (s is None or explain or (self.conformal is not None and self.conformal.mode == "normalized")
+                        or type(self.modality).record_extras is not Modality.record_extras)
         X = self.modality.inputs_from_records(records, self) if needs_inputs else None
         items = self.items(self.scores(X) if s is None else s, X)
         return self._with_explanations(items, X, explain, top_k)
@@ -126,6 +135,8 @@ class Model:
         return items
 
     def _with_explanations(self, items, X, explain: bool, top_k: int) -> list[dict[str, Any]]:
+        if X is not None:
+            self._with_extras(items, X)
         if explain:
             for item, explanation in zip(items, self.modality.explain(self, X, top_k), strict=True):
                 item.update(explanation_json(explanation))
@@ -149,6 +160,8 @@ class Model:
             else:
                 out["prediction_set"] = [";".join(item["prediction_set"]) for item in items]
                 out["uncertain"] = [item["uncertain"] for item in items]
+        for name, values in self.modality.record_extras(self, inputs.X).items():
+            out[name] = list(values)
         if explain:
             out["explanation"] = [e.get("summary", "") for e in self.modality.explain(self, inputs.X, top_k)]
         return out

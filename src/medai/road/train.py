@@ -221,6 +221,9 @@ def _split_info(dataset, task, parts, y, evaluator, target, options, cv_spec) ->
         duplicates = {f"{name}_in_train": int(sum(k in seen for k in keys[parts[name]].tolist()))
                       for name in ("val", "test")}
     balance = evaluator.balance(y, parts, target)
-    return {"protocol": protocol.describe(evaluator.stratify, dataset.group_column), "seed": options.seed,
+    described = protocol.describe(evaluator.stratify, dataset.group_column)
+    if dataset.split_protocol:
+        described = dataset.split_protocol + (f"; {described.split('; ', 1)[1]}" if cv_spec else "")
+    return {"protocol": described, "seed": options.seed,
             "group_column": dataset.group_column, "sizes": {name: int(len(idx)) for name, idx in parts.items()},
             **balance, "balance": evaluator.describe_balance(balance), "duplicates": duplicates}
