@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from medai.workflows.imaging import ImageTrainOptions, load_task_data, train_image_task  # noqa: E402
 from readme_table import update_readme  # noqa: E402
 
+from medai.modalities import get_modality  # noqa: E402
+from medai.road import TrainOptions, load_model, train  # noqa: E402
 from medai.tasks import get_task  # noqa: E402
 
 # Figures quoted by the project's issue from the MedMNIST v2 paper (Yang et al. 2023, Sci Data 10:41).
@@ -47,36 +48,41 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def task_data(task_name: str):
+    return get_modality("imaging").load_task_data(get_task(task_name), TrainOptions())
+
+
 def train_runs(task_name: str, seeds: list[int], root: Path, threads: int | None) -> None:
     task = get_task(task_name)
-    data = load_task_data(task)
+    data = task_data(task_name)
     for seed in seeds:
         start = time.perf_counter()
-        result = train_image_task(task, root / f"{task_name}-s{seed}",
-                                  ImageTrainOptions(seed=seed, show_progress=False, num_threads=threads), data=data)
+        extra = {"threads": threads} if threads else {}
+        result = train(task, data, root / f"{task_name}-s{seed}",
+                       TrainOptions(seed=seed, show_progress=False, extra=extra))
         minutes = (time.perf_counter() - start) / 60
         m = result.metrics
         clinical = m["test_at_validation_threshold"]["metrics"]
+        conformal = m["conformal"]
         run = {"seed": seed, "auroc": m["test"]["auroc"]["value"], "accuracy": m["test"]["accuracy"]["value"],
-                     "clinical_accuracy": clinical["accuracy"]["value"],
-                     "clinical_threshold": m["test_at_validation_threshold"]["threshold"],
-                     "prevalence": m["split"]["prevalence"], "minutes": minutes,
-                     "network": m["learner"], "epochs": m["training"]["epochs_run"], "dir": str(result.out),
-                     "threads": threads}
+               "clinical_accuracy": clinical["accuracy"]["value"],
+               "clinical_threshold": m["test_at_validation_threshold"]["threshold"],
+               "prevalence": m["split"]["prevalence"], "minutes": minutes,
+               "network": m["learner"], "epochs": m["training"]["epochs_run"], "dir": str(result.out),
+               "threads": threads, "conformal_coverage": conformal["coverage"]["value"],
+               "conformal_set_size": conformal["mean_set_size"]["value"]}
         save_run(root, task_name, run)
         print(f"{task_name} seed {seed}: AUROC {run['auroc']:.4f} ACC {run['accuracy']:.4f} "
-              f"(validation-threshold ACC {run['clinical_accuracy']:.4f}) {minutes:.1f} min", flush=True)
+              f"(validation-threshold ACC {run['clinical_accuracy']:.4f}) conformal coverage "
+              f"{run['conformal_coverage']:.3f} {minutes:.1f} min", flush=True)
 
 
 def speed(model_dir: str) -> dict[str, float]:
-    from medai.models.loading import load_model
-
     from medai.modalities.imaging.onnx_runtime import OnnxImageClassifier, export_onnx
 
-    model = load_model(model_dir)
-    clf = model.classifier
-    data = load_task_data(get_task("pneumonia-xray"))
-    X = model.prepare(list(data.images["test"]))
+    clf = load_model(model_dir).learner
+    data = task_data("pneumonia-xray")
+    X = data.X[data.official_split["test"]]
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(clf, Path(tmp) / "m.onnx")
         onnx = OnnxImageClassifier(path)

@@ -47,7 +47,7 @@ BARE_APP = textwrap.dedent(
     import os
     from fastapi import FastAPI
     from pydantic import BaseModel
-    from medai.models.loading import load_model
+    from medai.road import load_model
 
     model = load_model(os.environ["BENCH_MODEL_DIR"])
     app = FastAPI()
@@ -57,10 +57,7 @@ BARE_APP = textwrap.dedent(
 
     @app.post("/predict")
     def predict(body: Body):
-        p = model.predict_records(body.records)  # the same prediction call MedAI's service makes
-        return {"predictions": [{"probability": float(x),
-                                 "label": model.schema.positive_label if x >= model.threshold
-                                 else model.schema.classes[0]} for x in p]}
+        return {"predictions": model.predict_records(body.records)}  # the prediction call MedAI's service makes
     """
 )
 
@@ -171,20 +168,23 @@ def train_image_model(out: Path) -> bytes:
     import io
 
     import numpy as np
-    from medai.workflows.imaging import SPLITS, ImageData, ImageTrainOptions, train_image_task
     from PIL import Image
 
+    from medai.modalities.imaging.data import image_dataset
+    from medai.road import TrainOptions, train
     from medai.tasks.catalog import get_task
 
     rng = np.random.default_rng(0)
-    images, labels = {}, {}
-    for split, n in zip(SPLITS, (64, 32, 32), strict=True):
+    images, labels, official, start = [], [], {}, 0
+    for split, n in zip(("train", "val", "test"), (64, 32, 32), strict=True):
         y = rng.integers(0, 2, n)
-        images[split] = [(rng.random((28, 28)) * 0.3 + 0.7 * k * np.tri(28)).astype(np.float32) for k in y]
-        labels[split] = y
-    data = ImageData(images=images, labels=labels, classes=["normal", "pneumonia"], source="toy", official_split=True)
-    options = ImageTrainOptions(epochs=1, n_boot=20, show_progress=False, network="small-cnn")
-    train_image_task(get_task("pneumonia-xray"), out, options, data=data)
+        images += [(rng.random((28, 28)) * 0.3 + 0.7 * k * np.tri(28)).astype(np.float32) for k in y]
+        labels += list(y)
+        official[split] = np.arange(start, start + n)
+        start += n
+    data = image_dataset(images, np.asarray(labels), ["normal", "pneumonia"], 2, 28, source="toy", official=official)
+    train(get_task("pneumonia-xray"), data, out, TrainOptions(learner="small-cnn", n_boot=20, show_progress=False,
+                                                              extra={"epochs": 1}))
     buffer = io.BytesIO()
     Image.fromarray((np.tri(28) * 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -240,16 +240,13 @@ def main() -> None:
     results: dict[str, dict] = {}
     results_image = None
     try:
-        from medai.workflows.tabular import TrainOptions, train_task_by_name
-
         from medai.registry import Registry
+        from medai.road import TrainOptions, train_task
         from medai.serving.keys import KeyStore
 
         model_dir = work / "model"
         print("training the WDBC model ...", flush=True)
-        train_task_by_name(
-            "breast-cancer-wdbc", model_dir, TrainOptions(seed=0, cv=None, n_boot=50, show_progress=False)
-        )
+        train_task("breast-cancer-wdbc", model_dir, TrainOptions(seed=0, cv=None, n_boot=50, show_progress=False))
         record = Registry().register(model_dir, name="wdbc")
         image_png = None
         if not args.skip_image:
@@ -259,7 +256,7 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - e.g. torch not installed
                 print(f"image model not measured: {type(exc).__name__}: {exc}", flush=True)
         _, key = KeyStore().create("bench", "clinician")
-        from medai.models.loading import load_model
+        from medai.road import load_model
 
         model = load_model(record.artifact_path, expected_manifest=record.manifest)
         from sklearn.datasets import load_breast_cancer
@@ -318,7 +315,7 @@ def main() -> None:
                 mlflow_dir = work / "mlflow_model"
                 mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
                 mlflow.sklearn.save_model(
-                    model.classifier,
+                    model.learner,
                     str(mlflow_dir),
                     pyfunc_predict_fn="predict_proba",
                     serialization_format="cloudpickle",

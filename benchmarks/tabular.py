@@ -26,14 +26,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from medai.data.tabular import coerce_features, encode_target, infer_schema  # noqa: E402
-from medai.models.tabular import TabularClassifier  # noqa: E402
-from medai.workflows.tabular import load_task_frame  # noqa: E402
 from readme_table import update_readme  # noqa: E402
 
 from medai.data.splits import cv_splits  # noqa: E402
 from medai.evaluation.metrics import auroc  # noqa: E402
+from medai.modalities import get_modality  # noqa: E402
+from medai.modalities.tabular.learners import TabularClassifier  # noqa: E402
+from medai.road import TrainOptions  # noqa: E402
 from medai.tasks import get_task  # noqa: E402
+from medai.tasks.kinds import infer_target  # noqa: E402
 
 PUBLISHED = {
     "heart-disease-cleveland": [
@@ -92,10 +93,9 @@ def main() -> None:
     rows = []
     for name in ("heart-disease-cleveland", "diabetes-pima"):
         task = get_task(name)
-        frame, _ = load_task_frame(task)
-        schema = infer_schema(frame, task.target, categorical=list(task.categorical),
-                              positive_label=task.positive_label)
-        X, y = coerce_features(frame, schema), encode_target(frame, schema)
+        dataset = get_modality("tabular").load_task_data(task, TrainOptions())
+        target = infer_target(dataset.y, dataset.target_column, kind=task.kind, positive_label=task.positive_label)
+        X, y = dataset.X, target.encode(dataset.y)  # classes [negative, positive]: y is 1 for the positive class
         splits = cv_splits(y, None, 5, args.repeats, seed=0)
         for learner in args.learners.split(","):
             start = time.perf_counter()

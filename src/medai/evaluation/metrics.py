@@ -84,6 +84,13 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
     }
 
 
+def finite_mean(values) -> float:
+    """Mean of the finite values (a class absent from a resample has no AUROC); NaN when there are none."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
 def multiclass_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Macro and micro AUROC (one-vs-rest), accuracy, macro/micro F1, per-class sensitivity (argmax rule)."""
     y = np.asarray(y).astype(int)
@@ -93,7 +100,7 @@ def multiclass_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     onehot = np.eye(n_classes, dtype=int)[y]
     per_class_auc = [auroc(onehot[:, k], proba[:, k]) for k in range(n_classes)]
     out: dict[str, float] = {
-        "auroc_macro": float(np.nanmean(per_class_auc)),
+        "auroc_macro": finite_mean(per_class_auc),
         "auroc_micro": auroc(onehot.ravel(), proba.ravel()),
         "accuracy": float(np.mean(pred == y)),
     }
@@ -105,7 +112,7 @@ def multiclass_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
         recall = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
     out["f1_macro"] = float(np.mean(f1))
     out["f1_micro"] = float(2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum()))
-    out["sensitivity_macro"] = float(np.nanmean(recall))
+    out["sensitivity_macro"] = finite_mean(recall)
     for k in range(n_classes):
         out[f"sensitivity_class_{k}"] = float(recall[k])
     return out

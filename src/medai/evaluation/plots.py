@@ -7,18 +7,23 @@ import io
 import numpy as np
 
 
-def _figure(width: float = 4.2, height: float = 4.0):
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (every figure MedAI draws goes to PNG bytes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
-    return fig, ax
+    return plt
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
+def _figure(width: float = 4.2, height: float = 4.0):
+    return pyplot().subplots(figsize=(width, height), dpi=110)
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (no timestamp or software tag, so the same figure gives the same bytes)."""
+    plt = pyplot()
 
     buffer = io.BytesIO()
     fig.tight_layout()
@@ -41,7 +46,7 @@ def roc_png(y: np.ndarray, p: np.ndarray, auc: float | None, threshold: float | 
         ax.plot([fpr_at], [sens], "o", color="crimson", label=f"threshold {threshold:.3f}")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC curve (test)")
     ax.legend(loc="lower right")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def pr_png(y: np.ndarray, p: np.ndarray, ap: float | None) -> bytes:
@@ -54,7 +59,7 @@ def pr_png(y: np.ndarray, p: np.ndarray, ap: float | None) -> bytes:
     ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title="Precision-recall (test)",
            xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower left")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def calibration_png(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> bytes:
@@ -74,7 +79,7 @@ def calibration_png(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> bytes:
     ax.set(xlabel="predicted risk", ylabel="observed frequency", title="Calibration (test)",
            xlim=(-0.02, 1.02), ylim=(-0.03, 1.03))
     ax.legend(loc="upper left")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def confusion_png(matrix: list[list[int]], labels: list[str]) -> bytes:
@@ -87,7 +92,7 @@ def confusion_png(matrix: list[list[int]], labels: list[str]) -> bytes:
     ax.set_xticks(range(len(labels)), labels, rotation=30)
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def importance_png(names: list[str], values: list[float], title: str = "Mean |SHAP| (test)") -> bytes:
@@ -95,7 +100,7 @@ def importance_png(names: list[str], values: list[float], title: str = "Mean |SH
     fig, ax = _figure(5.0, 0.3 * len(order) + 1.2)
     ax.barh([names[i] for i in order], [values[i] for i in order], color="steelblue")
     ax.set(xlabel="mean |contribution| to log-odds", title=title)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def roc_per_class_png(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> bytes:
@@ -113,7 +118,7 @@ def roc_per_class_png(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> b
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC per class, one vs rest (test)")
     ax.legend(loc="lower right", fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def label_bars_png(labels: list[str], values: list[float | None], prevalence: list[float]) -> bytes:
@@ -126,7 +131,7 @@ def label_bars_png(labels: list[str], values: list[float | None], prevalence: li
         ax.text(max(shown[i], 0) + 0.01, i, f"{text}  (rate {rate:.2f})", va="center", fontsize=7)
     ax.axvline(0.5, ls="--", color="grey", lw=1)
     ax.set(xlim=(0, 1.25), xlabel="AUROC (test)", title="AUROC per label")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def predicted_vs_observed_png(y: np.ndarray, pred: np.ndarray, test: dict, name: str) -> bytes:
@@ -138,7 +143,7 @@ def predicted_vs_observed_png(y: np.ndarray, pred: np.ndarray, test: dict, name:
     label = "test" if r2 is None or rmse is None else f"R² {r2:.3f}, RMSE {rmse:.3g}"
     ax.set(xlabel=f"predicted {name}", ylabel=f"observed {name}", title=f"Predicted vs observed ({label})")
     ax.legend(loc="upper left")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def residuals_png(y: np.ndarray, pred: np.ndarray, name: str) -> bytes:
@@ -146,7 +151,7 @@ def residuals_png(y: np.ndarray, pred: np.ndarray, name: str) -> bytes:
     ax.scatter(pred, np.asarray(y) - np.asarray(pred), s=10, alpha=0.6)
     ax.axhline(0, ls="--", color="grey", lw=1)
     ax.set(xlabel=f"predicted {name}", ylabel="observed - predicted", title="Residuals (test)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def coverage_png(nominal: float, groups: list[str], coverage: list[float | None]) -> bytes:
@@ -157,4 +162,4 @@ def coverage_png(nominal: float, groups: list[str], coverage: list[float | None]
     ax.axvline(nominal, ls="--", color="crimson", lw=1.2, label=f"nominal {nominal:.2f}")
     ax.set(xlim=(0, 1.02), xlabel="empirical coverage (test)", title="Conformal coverage")
     ax.legend(loc="lower left", fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)

@@ -14,7 +14,7 @@ from medai.errors import MedAIError
 from medai.evaluation import plots
 from medai.evaluation.bootstrap import bootstrap_metrics
 from medai.evaluation.kinds.base import KindEvaluator
-from medai.evaluation.metrics import auprc, auroc
+from medai.evaluation.metrics import auprc, auroc, finite_mean
 from medai.evaluation.threshold import ThresholdRule, choose_threshold
 
 
@@ -40,11 +40,11 @@ def multilabel_metrics(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, lab
     known = ~np.isnan(y)
     with np.errstate(invalid="ignore"):
         out = {
-            "auroc_macro": float(np.nanmean(per_auroc)) if np.any(np.isfinite(per_auroc)) else np.nan,
+            "auroc_macro": finite_mean(per_auroc),
             "auroc_micro": auroc(y[known].astype(int), s[known]),
-            "auprc_macro": float(np.nanmean(per_auprc)) if np.any(np.isfinite(per_auprc)) else np.nan,
+            "auprc_macro": finite_mean(per_auprc),
             "auprc_micro": auprc(y[known].astype(int), s[known]),
-            "f1_macro": float(np.nanmean(f1s)) if np.any(np.isfinite(f1s)) else np.nan,
+            "f1_macro": finite_mean(f1s),
             "f1_micro": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else np.nan,
             **out,
         }

@@ -6,24 +6,7 @@ import io
 
 import numpy as np
 
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from medai.evaluation.plots import png_bytes, pyplot
 
 
 def gradcam_png(classifier, x: np.ndarray, spatial_dims: int) -> bytes:
@@ -43,7 +26,7 @@ def gradcam_png(classifier, x: np.ndarray, spatial_dims: int) -> bytes:
 
 
 def examples_png(X: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: list[str], n: int = 12) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     n = min(n, len(X))
     cols = min(6, n)
     rows = int(np.ceil(n / cols))
@@ -59,16 +42,16 @@ def examples_png(X: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: list[
                      color="darkgreen" if ok else "crimson")
     for ax in axes.ravel():
         ax.axis("off")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def gradcam_grid_png(classifier, X: np.ndarray, indices: list[int], spatial_dims: int) -> bytes:
     from PIL import Image
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(indices), figsize=(2.0 * len(indices), 2.2), dpi=110, squeeze=False)
     for ax, i in zip(axes.ravel(), indices, strict=True):
         ax.imshow(np.asarray(Image.open(io.BytesIO(gradcam_png(classifier, X[i], spatial_dims)))))
         ax.axis("off")
         ax.set_title(f"test #{i}", fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
