@@ -190,7 +190,7 @@ def main() -> None:
     parts = {"multiclass": multiclass, "regression": regression,
              "conformal": lambda w: conformal(w, Path(args.imaging_out), args.train_images)}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.parts.split(","):
+        for name in filter(None, args.parts.split(",")):
             rows = parts[name](Path(tmp))
             (root / f"{name}.json").write_text(json.dumps(rows))
     tables = ["\n".join(json.loads((root / f"{name}.json").read_text())) for name in parts

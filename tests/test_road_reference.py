@@ -83,3 +83,20 @@ def test_the_comparison_catches_a_change():
     changed = json.loads(json.dumps(recorded))
     changed["test"]["auroc"]["value"] += 1e-6
     assert same(recorded, changed) and not same(recorded, json.loads(json.dumps(recorded)))
+
+
+def test_demo_prints_the_same_table(tmp_path, capsys, monkeypatch):
+    """`make demo` after the move: the same models (metrics recorded before it) and the same printed table."""
+    require_data("tabular/heart_disease_uci/processed.cleveland.data")
+    require_data("tabular/pima_indians_diabetes/pima-indians-diabetes.data.csv")
+    from test_cli import run
+
+    monkeypatch.setenv("COLUMNS", "160")
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run(["demo"], capsys)
+    assert code == 0, err
+    for name in ("breast-cancer-wdbc", "heart-disease-cleveland", "diabetes-pima"):
+        check(f"demo_{name}", json.loads((tmp_path / "runs/demo" / name / "metrics.json").read_text()))
+    recorded = (Path(__file__).parent / "data" / "demo_table.txt").read_text().splitlines()
+    rows = [line for line in recorded if line.startswith("│")]
+    assert [line for line in stdout.splitlines() if line.startswith("│")] == rows
