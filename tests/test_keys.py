@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -175,6 +177,12 @@ def test_expiry_checked_on_cached_hits(database_url, monkeypatch):
         ("x", "viewer", 0, "expires_in_days"),
         ("x", "viewer", -3, "expires_in_days"),
         ("x", "viewer", "7", "expires_in_days"),
+        ("x", "viewer", 1e9, "expires_in_days"),  # issue 9 finding 7: overflowed a date (500)
+        ("a\x00b", "viewer", None, "U\\+0000"),  # finding 8: NUL
+        ("\u202eevil", "viewer", None, "U\\+202E"),  # right-to-left override
+        ("zero\u200bwidth", "viewer", None, "U\\+200B"),
+        ("<script>alert(1)</script>", "viewer", None, "'<'"),
+        ("line\nbreak", "viewer", None, "U\\+000A"),
     ],
 )
 def test_create_rejects_bad_input(database_url, name, role, days, field):
@@ -217,3 +225,88 @@ def test_database_rejects_unknown_role(database_url):
                 "VALUES ('0123456789ab', 'x', 'root', 'h', CURRENT_TIMESTAMP)"
             )
         )
+
+
+def test_key_names_are_normalised_and_plain_punctuation_is_fine(database_url):
+    store = KeyStore(database_url)
+    record, _ = store.create("  Dr. O'Brien's laptop (ward 3) — e\u0301  ", "viewer")
+    assert record.name == "Dr. O'Brien's laptop (ward 3) — \u00e9"
+
+
+def test_cold_checks_are_single_flight(database_url, monkeypatch):
+    """Issue 9, finding 5: when the cache ran out, every in-flight request re-ran scrypt. Now concurrent
+    requests for one key share a single verification."""
+    import medai.serving.keys as keys_module
+
+    store = KeyStore(database_url)
+    _record, key = store.create("busy", "clinician")
+    store.clear_cache()
+    real = keys_module.check_secret
+    calls = []
+
+    def slow_check(secret, stored):
+        calls.append(1)
+        time.sleep(0.2)  # hold the flight open while the others arrive
+        return real(secret, stored)
+
+    monkeypatch.setattr(keys_module, "check_secret", slow_check)
+    results, errors = [], []
+
+    def request():
+        try:
+            results.append(store.verify(key).key_id)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and len(results) == 24
+    assert len(calls) == 1 and store.cold_checks == 1
+    # a wrong secret for the same id is refused to every waiter, also from one check
+    calls.clear()
+    wrong = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    failures = []
+
+    def bad_request():
+        try:
+            store.verify(wrong)
+        except AuthError as exc:
+            failures.append(exc.reason)
+
+    threads = [threading.Thread(target=bad_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == ["invalid"] * 8 and len(calls) == 1
+
+
+def test_cache_is_refreshed_ahead_of_expiry_without_scrypt(database_url):
+    now = [1000.0]
+    worker = KeyStore(database_url, cache_ttl_s=10, clock=lambda: now[0])
+    other = KeyStore(database_url)
+    record, key = worker.create("steady", "clinician")
+    worker.verify(key)
+    assert worker.cold_checks == 1
+    for _ in range(10):  # a key in steady use: hits past half the TTL renew it in the background
+        now[0] += 6
+        assert worker.verify_cached(key).key_id == record.key_id  # answered from the cache, never None
+        _wait_refreshed(worker)
+    assert worker.cold_checks == 1  # 60 s of use, one scrypt
+    other.revoke(record.key_id)  # in another worker process
+    now[0] += 6
+    assert worker.verify_cached(key) is not None  # this hit schedules the refresh that sees the revocation
+    _wait_refreshed(worker)
+    assert worker.verify_cached(key) is None
+    with pytest.raises(AuthError, match="revoked"):
+        worker.verify(key)
+
+
+def _wait_refreshed(store, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while store._refreshing and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert not store._refreshing

@@ -30,7 +30,8 @@ in one transaction. Nothing is dropped silently; only rows queued with ``wait=Fa
 whole process dies hard are lost (see :class:`BackgroundAuditWriter`).
 
 Never put request bodies or PHI into an audit row: ``input_sha256`` identifies the input, ``detail``
-is for small non-identifying facts (sizes, durations, error classes) and is capped at 4 KiB.
+is for small non-identifying facts (sizes, durations, error classes) and is capped at 4 KiB: a larger
+detail is truncated (cut values keep their length and sha256), never refused, so no row is lost to it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import queue
 import re
 import threading
@@ -73,6 +75,7 @@ __all__ = [
     "VerifyResult",
     "input_sha256",
     "row_hash",
+    "safe_detail",
 ]
 
 log = logging.getLogger(__name__)
@@ -201,21 +204,68 @@ def _clean(name: str, value: Any) -> str | None:
     return cleaned[: _STR_FIELDS[name]]
 
 
+def _encode(detail: Any) -> str:
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _digest_note(encoded: str) -> dict[str, Any]:
+    data = encoded.encode("utf-8")
+    return {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _shorten(value: Any, limit: int) -> Any:
+    """A value whose JSON is at most about ``limit`` bytes: long strings are cut (their length and sha256
+    kept), large containers are replaced by a note with their size and sha256."""
+    if isinstance(value, str):
+        if len(value.encode("utf-8")) <= limit:
+            return value
+        return {"cut": value[: limit // 4], **_digest_note(json.dumps(value, ensure_ascii=False))}
+    encoded = _encode(value)
+    return value if len(encoded.encode("utf-8")) <= limit else _digest_note(encoded)
+
+
 def _clean_detail(detail: Any) -> Any:
+    """``detail`` as the database will return it; a detail over :data:`MAX_DETAIL_BYTES` is truncated (long
+    values are cut down to a prefix, their size and sha256, with ``"truncated": true``), never refused, so a
+    long path parameter can never cost a request its audit row."""
     if detail is None:
         return None
     try:
-        encoded = json.dumps(
-            detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        encoded = _encode(detail)
     except (TypeError, ValueError) as exc:
         raise MedAIError(
             f"audit detail: expected JSON-serialisable data without NaN/Infinity ({exc})"
         ) from None
-    size = len(encoded.encode("utf-8"))
-    if size > MAX_DETAIL_BYTES:
-        raise MedAIError(f"audit detail: expected at most {MAX_DETAIL_BYTES} bytes of JSON, got {size}")
+    if len(encoded.encode("utf-8")) > MAX_DETAIL_BYTES:
+        detail = json.loads(encoded)
+        if isinstance(detail, dict) and len(detail) <= 16:
+            detail = {str(k): _shorten(v, 256) for k, v in detail.items()}
+            detail["truncated"] = True
+            encoded = _encode(detail)
+        if len(encoded.encode("utf-8")) > MAX_DETAIL_BYTES:
+            detail = _digest_note(encoded)
+            encoded = _encode(detail)
     return json.loads(encoded)  # what comes back from the database: string keys, plain lists
+
+
+def safe_detail(detail: Any) -> Any:
+    """``detail`` made JSON-safe for the service's own rows: values that are not JSON (objects, NaN) become
+    their type name, so building a row can never fail on them (the size is handled by :func:`_clean_detail`)."""
+    if detail is None:
+        return None
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): fix(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [fix(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        return type(value).__name__
+
+    return fix(detail)
 
 
 # --------------------------------------------------------------------------------------------- types
@@ -497,12 +547,21 @@ class AuditLog:
 class _Slot:
     """Completion of one queued item: a row (``seq`` once written) or a flush marker."""
 
-    __slots__ = ("done", "error", "seq")
+    __slots__ = ("callback", "done", "error", "seq")
 
-    def __init__(self) -> None:
+    def __init__(self, callback=None) -> None:
         self.done = threading.Event()
         self.seq: int | None = None
         self.error: BaseException | None = None
+        self.callback = callback  # called in the writer thread once the slot is done
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.callback is not None:
+            try:
+                self.callback(self)
+            except Exception as exc:  # noqa: BLE001 - e.g. the event loop closed; the caller is gone
+                log.warning("audit completion callback failed: %s", type(exc).__name__)
 
 
 class BackgroundAuditWriter:
@@ -568,6 +627,36 @@ class BackgroundAuditWriter:
             raise MedAIError(f"audit row not written: {slot.error}")
         return slot.seq
 
+    def submit_async(self, action: str, **fields: Any):
+        """Queue one row and return an :class:`asyncio.Future` (of the running loop) that resolves to the
+        row's ``seq`` once it is committed — a group commit without blocking the event loop. Raises
+        :class:`MedAIError` at once when the writer has failed, is closed, or its queue is full."""
+        import asyncio
+
+        self._raise_if_failed()
+        if self._closed:
+            raise MedAIError("audit writer is closed")
+        event = self.log._prepare(dict(fields, action=action))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def resolve(slot: _Slot) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if slot.error is not None:
+                    future.set_exception(MedAIError(f"audit row not written: {slot.error}"))
+                else:
+                    future.set_result(slot.seq)
+
+            loop.call_soon_threadsafe(settle)
+
+        try:
+            self._queue.put_nowait((event, _Slot(resolve)))
+        except queue.Full:
+            raise MedAIError("audit writer queue is full") from None
+        return future
+
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything submitted so far is written (or raise the writer's error)."""
         slot = _Slot()
@@ -631,6 +720,6 @@ class BackgroundAuditWriter:
                         slot.seq = seqs[index]
                     else:
                         slot.error = error
-                    slot.done.set()
+                    slot.finish()
             for marker in markers:
-                marker.done.set()
+                marker.finish()

@@ -5,10 +5,11 @@ permission as a dependency (:func:`medai.serving.security.require`), so only ``G
 without an API key. Interactive docs are off; the OpenAPI document is served to any valid key at
 ``GET /v1/openapi.json``.
 
-Protection: a request body limit (413), per-key rate limits (429 + ``Retry-After``; Redis-backed when
-``MEDAI_REDIS_URL`` is set), a time limit on model calls (504), generic 500 bodies (no stack traces),
-CORS only when origins are configured. Every authenticated or denied request is audited (hash-chained
-rows, written in the background and flushed on shutdown).
+Protection: a request body limit (413), authentication before any body is read, per-key rate limits and
+a per-address limit on failed authentications (429 + ``Retry-After``; Redis-backed when ``MEDAI_REDIS_URL``
+is set, checked at start-up, 503 when it goes away), a time limit on model calls (504), generic 500 bodies
+(no stack traces), CORS only when origins are configured. Every authenticated or denied request is audited
+(hash-chained rows, committed before the response starts, concurrent requests sharing one commit).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,8 +36,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from medai import config
 from medai.errors import IntegrityError, MedAIError, NotFoundError
 from medai.serving.keys import AuthError, PermissionDeniedError
+from medai.serving.ratelimit import RateLimiterUnavailable
 from medai.serving.routers.common import FieldErrors, UnsupportedMediaType
-from medai.serving.security import AuditBatcher, AuditMiddleware, RateLimited, audit_box
+from medai.serving.security import (
+    AuditMiddleware,
+    AuthMiddleware,
+    RateLimited,
+    audit_box,
+    denial_response,
+    unavailable_response,
+)
 
 log = logging.getLogger("medai.serving")
 
@@ -71,7 +81,9 @@ class Settings:
     model_cache_size: int = 16
     default_version_ttl_s: float = 2.0
     key_cache_ttl_s: float = 5.0
-    audit_linger_s: float = 0.02  # audit rows are committed in batches at most this old
+    # failed authentications allowed per client address and window before it gets 429 without a key check
+    auth_fail_limit: int = field(default_factory=lambda: _env_int("MEDAI_AUTH_FAIL_LIMIT", 50))
+    auth_fail_window_s: float = field(default_factory=lambda: _env_float("MEDAI_AUTH_FAIL_WINDOW_S", 60.0))
     deid_secret: bytes | None = None  # default: MEDAI_HOME/deid.key, created once
 
 
@@ -115,8 +127,18 @@ class ServiceState:
         self.keys = KeyStore(url, cache_ttl_s=settings.key_cache_ttl_s)
         self.audit = AuditLog(url)
         self.audit_writer = BackgroundAuditWriter(self.audit)
-        self.audit_sink = AuditBatcher(self.audit_writer, settings.audit_linger_s)
+        self.audit_sink = self.audit_writer  # rows are committed before each response (group commit)
         self.limiter = RateLimiter.from_url(settings.redis_url, settings.rate_limit, settings.rate_window_s)
+        self.auth_failures = (
+            RateLimiter.from_url(
+                settings.redis_url,
+                settings.auth_fail_limit,
+                settings.auth_fail_window_s,
+                prefix="medai:authfail:",
+            )
+            if settings.auth_fail_limit > 0
+            else None
+        )
         self.loinc = LoincMaps(url)
         self.jobs = JobStore(url, lease_s=settings.job_lease_s)
         self.deid_secret = settings.deid_secret or _deid_secret()
@@ -173,6 +195,8 @@ class ServiceState:
         return run_job(self, row, folder)
 
     def start(self) -> None:
+        # a shared store that is down is reported now, not as failures on every request
+        self.limiter.ping()
         if self.settings.job_worker and self.worker is None:
             from medai.serving.jobs import JobWorker
 
@@ -184,16 +208,18 @@ class ServiceState:
             self.worker.stop()
             self.worker = None
         try:
-            self.audit_sink.close(timeout=30)
+            self.audit_writer.close(timeout=30)
         finally:
             self.limiter.close()
+            if self.auth_failures is not None:
+                self.auth_failures.close()
 
 
 # ------------------------------------------------------------------------------------- middleware
 
 
 class _BodyTooLarge(Exception):
-    pass
+    status_code = 413
 
 
 class BodyLimitMiddleware:
@@ -293,16 +319,22 @@ def _error(status: int, detail: str, errors: list | None = None, headers: dict |
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
-    async def _auth(request: Request, exc: AuthError):
-        return _error(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
-
     @app.exception_handler(PermissionDeniedError)
-    async def _denied(request: Request, exc: PermissionDeniedError):
-        return _error(403, str(exc))
-
     @app.exception_handler(RateLimited)
-    async def _limited(request: Request, exc: RateLimited):
-        return _error(429, str(exc), headers={"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))})
+    async def _denied(request: Request, exc: Exception):
+        return denial_response(exc)
+
+    @app.exception_handler(RateLimiterUnavailable)
+    async def _unavailable(request: Request, exc: RateLimiterUnavailable):
+        log.error("rate limiter unavailable on %s", request.url.path)
+        audit_box(request)["error_class"] = "RateLimiterUnavailable"
+        return unavailable_response()
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError):
+        log.error("database unavailable on %s: %s", request.url.path, type(exc.orig).__name__)
+        audit_box(request)["error_class"] = "OperationalError"
+        return unavailable_response()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -423,6 +455,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/v1")
     _install_error_handlers(app)
     _extend_openapi(app)
+    # outermost last: body limit -> CORS -> audit (row committed before each answer) -> generic 500 ->
+    # authentication and authorisation (before any route reads the body) -> routes
+    app.add_middleware(AuthMiddleware)
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(AuditMiddleware)
     if settings.cors_origins:

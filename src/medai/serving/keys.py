@@ -16,10 +16,18 @@ A strong hash costs too much to pay on every request, so a verified key is cache
 ``cache_ttl_s`` seconds (default 5), keyed by ``sha256(plaintext)`` — the plaintext itself is
 never kept. A cached hit costs a few microseconds. Cache hits still re-check the key's expiry
 time, :meth:`KeyStore.revoke` drops the key from this process's cache at once, and in every other
-worker process a revocation takes effect within ``cache_ttl_s`` seconds (the cache entry runs out
-and the next request pays one scrypt and reads the revoked flag). ``cache_ttl_s=0`` turns the
+worker process a revocation takes effect within ``cache_ttl_s`` seconds. ``cache_ttl_s=0`` turns the
 cache off. Because the secret is 256 random bits, even the plain sha256 cache key cannot be
 brute-forced; scrypt is defence in depth for a leaked database.
+
+Under concurrency the cache never collapses into a stampede of hashes:
+
+- *refresh ahead*: once half the TTL has passed, the next hit still answers from the cache and hands one
+  background refresh to a helper thread, which re-reads the key's row (role, revocation, expiry) — no
+  scrypt, since the stored hash the secret was checked against is unchanged — and renews the entry, or
+  drops it when the key was revoked, expired or re-hashed. A key in steady use never leaves the cache;
+- *single flight*: a cold verification (scrypt) runs once per key at a time; every other request for the
+  same key waits for that one result instead of hashing again.
 
 ``last_used_at`` is written on a cold verification at most once a minute per key, so the hot path
 never writes to the database.
@@ -34,12 +42,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +59,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from medai.db import Base, UTCDateTime, session_factory
 from medai.errors import MedAIError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PERMISSIONS",
@@ -58,6 +71,7 @@ __all__ = [
     "KeyRecord",
     "KeyStore",
     "PermissionDeniedError",
+    "check_key_name",
     "check_secret",
     "hash_secret",
     "parse_key",
@@ -244,6 +258,32 @@ def parse_key(plaintext: object) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+# --------------------------------------------------------------------------------------------- names
+
+MAX_EXPIRES_DAYS = 36_500  # a hundred years; more overflows a date
+_NAME_FORBIDDEN = set("<>&")
+
+
+def check_key_name(name: object) -> str:
+    """A key's display name, NFC-normalised and stripped: 1-200 printable characters, no control or
+    format characters (NUL, bidirectional overrides, zero-width marks) and no markup characters
+    (``< > &``), so a name shows the same everywhere it is printed; :class:`MedAIError` otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise MedAIError("API key name: expected a non-empty string")
+    name = unicodedata.normalize("NFC", name.strip())
+    if len(name) > 200:
+        raise MedAIError(f"API key name: expected at most 200 characters, got {len(name)}")
+    for position, char in enumerate(name, start=1):
+        category = unicodedata.category(char)
+        if category[0] == "C" or category in ("Zl", "Zp") or char in _NAME_FORBIDDEN:
+            what = f"U+{ord(char):04X}" if category[0] in "CZ" else repr(char)
+            raise MedAIError(
+                f"API key name: character {position} ({what}) is not allowed; use letters, digits, spaces "
+                "and punctuation other than < > &"
+            )
+    return name
+
+
 # --------------------------------------------------------------------------------------------- store
 
 
@@ -267,18 +307,19 @@ class KeyStore:
         self._clock = clock
         self.cache_ttl_s = float(cache_ttl_s)
         self._cache_size = int(cache_size)
-        self._cache: OrderedDict[bytes, tuple[float, KeyRecord]] = OrderedDict()
+        # sha256(plaintext) -> (expires at, refresh after, record, the stored hash the secret matched)
+        self._cache: OrderedDict[bytes, tuple[float, float, KeyRecord, str]] = OrderedDict()
         self._lock = threading.Lock()
+        self._inflight: dict[bytes, Future] = {}
+        self._refreshing: set[bytes] = set()
+        self._refresher: ThreadPoolExecutor | None = None
+        self.cold_checks = 0  # scrypt verifications run (for tests and benchmarks)
 
     # ---------------------------------------------------------------------------------- management
 
     def create(self, name: str, role: str, expires_in_days: float | None = None) -> tuple[KeyRecord, str]:
         """Create a key; returns its record and the plaintext key, which is never shown again."""
-        if not isinstance(name, str) or not name.strip():
-            raise MedAIError("API key name: expected a non-empty string")
-        name = name.strip()
-        if len(name) > 200:
-            raise MedAIError(f"API key name: expected at most 200 characters, got {len(name)}")
+        name = check_key_name(name)
         if role not in ROLES:
             raise MedAIError(f"API key role: expected one of {', '.join(ROLES)}, got {role!r}")
         expires_at = None
@@ -287,9 +328,10 @@ class KeyStore:
                 raise MedAIError(
                     f"expires_in_days: expected a positive number of days, got {expires_in_days!r}"
                 )
-            if not expires_in_days > 0:
+            if not 0 < expires_in_days <= MAX_EXPIRES_DAYS:
                 raise MedAIError(
-                    f"expires_in_days: expected a positive number of days, got {expires_in_days!r}"
+                    f"expires_in_days: expected a number of days above 0 and at most {MAX_EXPIRES_DAYS}, "
+                    f"got {expires_in_days!r}"
                 )
         created_at = _now()
         if expires_in_days is not None:
@@ -341,7 +383,7 @@ class KeyStore:
                 row.revoked_at = _now()
             record = KeyRecord._from_row(row)
         with self._lock:
-            for digest in [d for d, (_, rec) in self._cache.items() if rec.key_id == key_id]:
+            for digest in [d for d, entry in self._cache.items() if entry[2].key_id == key_id]:
                 del self._cache[digest]
         return record
 
@@ -353,7 +395,8 @@ class KeyStore:
 
     def verify_cached(self, plaintext: str | None) -> KeyRecord | None:
         """The record of a key verified within ``cache_ttl_s`` (microseconds, no database, no scrypt), or
-        ``None`` when the key must be verified in full; :class:`AuthError` for a malformed or expired key."""
+        ``None`` when the key must be verified in full; :class:`AuthError` for a malformed or expired key.
+        A hit past half its TTL starts one background refresh (see the module docs)."""
         parse_key(plaintext)
         if self.cache_ttl_s <= 0:
             return None
@@ -362,40 +405,97 @@ class KeyStore:
             hit = self._cache.get(digest)
             if hit is None:
                 return None
-            if hit[0] <= self._clock():
+            expires, refresh_after, record, stored = hit
+            now = self._clock()
+            if expires <= now:
                 del self._cache[digest]
                 return None
-            record = hit[1]
             if record.expired():
                 del self._cache[digest]
                 raise AuthError(f"API key {record.key_id} expired", "expired")
-            return record
+            refresh = refresh_after <= now and digest not in self._refreshing
+            if refresh:
+                self._refreshing.add(digest)
+        if refresh:
+            self._schedule_refresh(digest, record.key_id, stored)
+        return record
+
+    def _schedule_refresh(self, digest: bytes, key_id: str, stored: str) -> None:
+        try:
+            if self._refresher is None:
+                with self._lock:
+                    if self._refresher is None:
+                        self._refresher = ThreadPoolExecutor(1, thread_name_prefix="medai-key-refresh")
+            self._refresher.submit(self._refresh, digest, key_id, stored)
+        except RuntimeError:  # interpreter shutting down: the entry simply runs out
+            with self._lock:
+                self._refreshing.discard(digest)
+
+    def _refresh(self, digest: bytes, key_id: str, stored: str) -> None:
+        """Re-read a cached key's row and renew (or drop) its entry; no scrypt (the hash is unchanged)."""
+        try:
+            started = self._clock()
+            with self._sessions() as session:
+                row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+                record = None if row is None else KeyRecord._from_row(row)
+                current = None if row is None else row.key_hash
+            with self._lock:
+                if record is None or current != stored or not record.active:
+                    self._cache.pop(digest, None)
+                elif digest in self._cache:
+                    self._cache[digest] = self._entry(started, record, stored)
+        except Exception as exc:  # noqa: BLE001 - the entry then runs out and the next request verifies
+            log.warning("API key refresh failed: %s", type(exc).__name__)
+        finally:
+            with self._lock:
+                self._refreshing.discard(digest)
+
+    def _entry(self, now: float, record: KeyRecord, stored: str) -> tuple[float, float, KeyRecord, str]:
+        return (now + self.cache_ttl_s, now + self.cache_ttl_s / 2, record, stored)
 
     def verify(self, plaintext: str | None) -> KeyRecord:
         """The record of a valid key; :class:`AuthError` for a missing, malformed, unknown, wrong,
-        revoked or expired key. Cheap (microseconds) for a key verified within ``cache_ttl_s``."""
+        revoked or expired key. Cheap (microseconds) for a key verified within ``cache_ttl_s``; a cold
+        check runs once per key at a time (concurrent callers share its result)."""
         cached = self.verify_cached(plaintext)
         if cached is not None:
             return cached
         key_id, secret = parse_key(plaintext)
         digest = hashlib.sha256(plaintext.strip().encode()).digest()  # type: ignore[union-attr]
-        now_mono = self._clock()
-        record = self._verify_cold(key_id, secret)
-        if self.cache_ttl_s > 0:
+        with self._lock:
+            future = self._inflight.get(digest)
+            owner = future is None
+            if owner:
+                future = self._inflight[digest] = Future()
+        if not owner:
+            return future.result()  # raises the owner's AuthError for a wrong key
+        try:
+            now_mono = self._clock()
+            record, stored = self._verify_cold(key_id, secret)
+            if self.cache_ttl_s > 0:
+                with self._lock:
+                    self._cache[digest] = self._entry(now_mono, record, stored)
+                    self._cache.move_to_end(digest)
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            future.set_result(record)
+            return record
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
             with self._lock:
-                self._cache[digest] = (now_mono + self.cache_ttl_s, record)
-                self._cache.move_to_end(digest)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return record
+                self._inflight.pop(digest, None)
 
-    def _verify_cold(self, key_id: str, secret: str) -> KeyRecord:
+    def _verify_cold(self, key_id: str, secret: str) -> tuple[KeyRecord, str]:
         with self._sessions() as session:
             row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
             if row is None:
                 raise AuthError("unknown API key", "unknown")
             record = KeyRecord._from_row(row)
             stored = row.key_hash
+        with self._lock:
+            self.cold_checks += 1
         if not check_secret(secret, stored):
             raise AuthError("invalid API key", "invalid")
         now = _now()
@@ -408,4 +508,4 @@ class KeyStore:
                 row = session.get(ApiKey, record.id)
                 if row is not None:
                     row.last_used_at = now
-        return record
+        return record, stored

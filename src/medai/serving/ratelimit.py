@@ -84,6 +84,14 @@ class RateLimiter(ABC):
     def reset(self, key_id: str) -> None:
         """Forget ``key_id``'s current window."""
 
+    @abstractmethod
+    def peek(self, key_id: str) -> RateLimitResult:
+        """Whether one more request of ``key_id`` would still be within the limit, without counting one
+        (``allowed`` False once ``limit`` hits are in the current window)."""
+
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`RateLimiterUnavailable` when the shared store cannot be reached (no-op in-process)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (no-op for the in-process limiter)."""
 
@@ -116,6 +124,14 @@ class MemoryRateLimiter(RateLimiter):
     def reset(self, key_id: str) -> None:
         with self._lock:
             self._windows.pop(key_id, None)
+
+    def peek(self, key_id: str) -> RateLimitResult:
+        now = self._clock()
+        with self._lock:
+            end, count = self._windows.get(key_id, (0.0, 0))
+        if now >= end or count < self.limit:
+            return RateLimitResult(True, 0.0)
+        return RateLimitResult(False, max(end - now, 0.0))
 
 
 _LUA_HIT = """
@@ -172,6 +188,26 @@ class RedisRateLimiter(RateLimiter):
     def reset(self, key_id: str) -> None:
         try:
             self._client.delete(self.prefix + key_id)
+        except self._redis_errors as exc:
+            raise RateLimiterUnavailable(f"rate limiter: Redis unreachable ({exc})") from None
+
+    def peek(self, key_id: str) -> RateLimitResult:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.get(self.prefix + key_id)
+            pipe.pttl(self.prefix + key_id)
+            count, ttl_ms = pipe.execute()
+        except self._redis_errors as exc:
+            if self.fail_open:
+                return RateLimitResult(True, 0.0)
+            raise RateLimiterUnavailable(f"rate limiter: Redis unreachable ({exc})") from None
+        if count is None or int(count) < self.limit or int(ttl_ms) <= 0:
+            return RateLimitResult(True, 0.0)
+        return RateLimitResult(False, int(ttl_ms) / 1000.0)
+
+    def ping(self) -> None:
+        try:
+            self._client.ping()
         except self._redis_errors as exc:
             raise RateLimiterUnavailable(f"rate limiter: Redis unreachable ({exc})") from None
 

@@ -150,7 +150,7 @@ class StageRequest(BaseModel):
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["viewer", "clinician", "admin"]
-    expires_days: float | None = Field(None, gt=0)
+    expires_days: float | None = Field(None, gt=0, le=36_500, description="days until the key expires")
 
 
 class KeyInfo(BaseModel):
