@@ -148,3 +148,72 @@ def test_expires_days_out_of_range_is_422(service):
         assert r.status_code == 422, (days, r.text)
     r = service.http.post("/v1/admin/keys", json={"name": "a\u202eb", "role": "viewer"}, headers=admin)
     assert r.status_code == 422 and "U+202E" in r.json()["detail"]
+
+
+def _lying_zip(actual: int = 4_000_000, claimed: int = 1000) -> bytes:
+    """A zip whose headers understate its one member's inflated size (``claimed`` of ``actual`` bytes)."""
+    import io
+    import struct
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("scan.png", b"\0" * actual)
+    data = bytearray(buffer.getvalue())
+    local = data.index(b"PK\x03\x04")
+    struct.pack_into("<I", data, local + 22, claimed)
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, claimed)
+    return bytes(data)
+
+
+def test_inputs_that_used_to_be_5xx_are_4xx(service, wdbc_rows):
+    """Issue 9, finding 7: each of these was answered 500."""
+    import json
+
+    from test_service_support import FakeFileModel
+
+    from medai.registry import Registry
+
+    h = service.headers("admin")
+    hj = {**h, "Content-Type": "application/json"}
+    row = json.dumps(wdbc_rows[0])
+    huge_int = '{"records": [' + row[:-1] + ', "mean radius": 1' + "0" * 400 + "}]}"
+    assert service.http.post("/v1/models/wdbc/predict", content=huge_int, headers=hj).status_code == 422
+    extreme = {k: 1.79e308 * (-1) ** i for i, k in enumerate(wdbc_rows[0])}
+    r = service.http.post("/v1/models/wdbc/predict", json={"records": [wdbc_rows[0], extreme]}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "records", 1]
+    big = 2**64
+    assert service.http.post(f"/v1/models/wdbc/versions/{big}/predict", json={"records": wdbc_rows[:1]},
+                             headers=h).status_code == 404
+    assert service.http.put(f"/v1/admin/models/wdbc/versions/{big}/stage", json={"stage": "staging"},
+                            headers=h).status_code == 404
+    assert service.http.post("/v1/jobs", data={"model": "wdbc", "version": str(big)},
+                             files={"file": ("a.csv", b"a\n1\n", "text/csv")}, headers=h).status_code == 404
+    fhir = "/v1/fhir/RiskAssessment/$predict?model=wdbc"
+    assert service.http.post(f"{fhir}&version={big}", json={"resourceType": "Bundle"}, headers=h).status_code == 404
+    columns = list(wdbc_rows[0])
+    service.client("admin").set_loinc_mapping("wdbc", {f"{i}-1": c for i, c in enumerate(columns)})
+    hf = {**h, "Content-Type": "application/fhir+json"}
+    deep = '{"resourceType": "Bundle", "type": "collection", "entry": ' + "[" * 5000 + "]" * 5000 + "}"
+    r = service.http.post(fhir, content=deep, headers=hf)
+    assert r.status_code == 422 and "nested too deeply" in r.json()["detail"]
+    obs = (
+        '{"resource": {"resourceType": "Observation", "status": "final", "code": {"coding": '
+        '[{"system": "http://loinc.org", "code": "0-1"}]}, "valueQuantity": {"value": %s}}}'
+    )
+    for value in ("9" * 5000, "9" * 4000, "1e400"):
+        body = '{"resourceType": "Bundle", "type": "collection", "entry": [' + obs % value + "]}"
+        r = service.http.post(fhir, content=body, headers=hf)
+        assert r.status_code == 422 and "number" in r.json()["detail"], r.text
+    for where in ("", "   ", "/etc", "/proc/self"):
+        r = service.http.post("/v1/admin/models", json={"artifact_dir": where}, headers=h)
+        assert r.status_code in (404, 422) and "integrity" not in r.text, (where, r.text)
+    # a zip whose headers understate the inflated size
+    record = Registry().register(service.state.registry.get("wdbc").artifact_path, name="scan")
+    service.state._models[(record.name, record.version)] = FakeFileModel()
+    r = service.http.post("/v1/jobs", data={"model": "scan"},
+                          files={"file": ("scans.zip", _lying_zip(), "application/zip")}, headers=h)
+    assert r.status_code == 422 and "zip member 1" in r.json()["detail"], r.text
+    assert not any((service.state.jobs.root).iterdir())  # nothing left behind
+    assert service.http.get("/health").status_code == 200

@@ -19,12 +19,20 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from medai import config, db
-from medai.errors import MedAIError, NotFoundError
+from medai.errors import IntegrityError, MedAIError, NotFoundError
 from medai.fsutil import publish_directory, staging_dir_for
-from medai.models.artifact import read_model_json, verify_artifact
+from medai.models.artifact import MANIFEST, read_model_json, verify_artifact
 from medai.registry.tables import STAGES, ModelVersionRow
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_VERSION = 2**31 - 1  # the version column is a 32-bit integer
+
+
+def _check_version(name: str, version: int | None) -> None:
+    """A version no model can have (below 1, past 32 bits) is simply not there — checked before it reaches
+    the database, where a number past 64 bits overflowed the driver."""
+    if version is not None and not (isinstance(version, int) and 1 <= version <= MAX_VERSION):
+        raise NotFoundError(f"model {name[:100]!r} has no version {str(version)[:24]}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,24 @@ def _record(row: ModelVersionRow) -> ModelRecord:
     )
 
 
+def _source_artifact(artifact_dir: str | Path) -> Path:
+    """The directory to register, or a :class:`MedAIError` saying why it is not an artifact (an empty path,
+    a missing folder, a folder without a manifest) — never the integrity failure of a stored model."""
+    text = str(artifact_dir)
+    if not text.strip():
+        raise MedAIError("artifact directory: expected the path of a MedAI model artifact, got an empty string")
+    path = Path(text)
+    try:
+        is_dir, has_manifest = path.is_dir(), (path / MANIFEST).is_file()
+    except (OSError, ValueError):  # embedded NUL, name too long, no permission
+        is_dir = has_manifest = False
+    if not is_dir:
+        raise NotFoundError(f"artifact directory {text[:200]!r} does not exist")
+    if not has_manifest:
+        raise MedAIError(f"{text[:200]!r} is not a MedAI model artifact directory (no {MANIFEST})")
+    return path
+
+
 def parse_ref(ref: str) -> tuple[str, int | None]:
     """``'name'`` -> (name, None = latest); ``'name:3'`` -> (name, 3)."""
     name, sep, version = ref.partition(":")
@@ -91,8 +117,11 @@ class Registry:
 
     # -- writing -----------------------------------------------------------------------------------
     def register(self, artifact_dir: str | Path, name: str | None = None, description: str = "") -> ModelRecord:
-        artifact_dir = Path(artifact_dir)
-        manifest = verify_artifact(artifact_dir)
+        artifact_dir = _source_artifact(artifact_dir)
+        try:
+            manifest = verify_artifact(artifact_dir)
+        except IntegrityError as exc:  # the caller's artifact is bad: their input, not a stored model
+            raise MedAIError(f"cannot register: {exc}") from None
         meta = read_model_json(artifact_dir, verify=False)
         name = name or meta.get("name") or meta["task"]["name"]
         if not NAME_PATTERN.match(name):
@@ -149,6 +178,7 @@ class Registry:
 
     # -- reading -----------------------------------------------------------------------------------
     def _row(self, session, name: str, version: int | None) -> ModelVersionRow:
+        _check_version(name, version)
         query = select(ModelVersionRow).where(ModelVersionRow.name == name)
         if version is None:
             row = session.scalars(

@@ -6,8 +6,10 @@ import hashlib
 import io
 import math
 import secrets
+import sys
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,52 @@ def sha256_bytes(data: bytes) -> str:
 # ------------------------------------------------------------------------------------------ records
 
 
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return f"text ({len(value)} characters)"
+    return {"list": "a list", "dict": "an object"}.get(type(value).__name__, type(value).__name__)
+
+
+def _finite_double(value: int | float) -> bool:
+    if isinstance(value, int):
+        return -_DOUBLE_MAX <= value <= _DOUBLE_MAX  # a JSON integer of 400 digits overflowed float()
+    return math.isfinite(value)
+
+
+_DOUBLE_MAX = int(sys.float_info.max)
+
+
+def check_predictions(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` unchanged, or :class:`FieldErrors` naming each record whose prediction came out NaN/infinite
+    (inputs so extreme that the model's arithmetic overflowed) — instead of a 500 when the answer is encoded."""
+
+    def finite(value: Any) -> bool:
+        if isinstance(value, float):
+            return math.isfinite(value)
+        if isinstance(value, dict):
+            return all(finite(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return all(finite(v) for v in value)
+        return True
+
+    bad = [i for i, item in enumerate(items) if not finite({k: v for k, v in item.items() if k != "contributions"})]
+    if bad:
+        raise FieldErrors(
+            [
+                {
+                    "loc": ["body", "records", i],
+                    "msg": f"record {i}: its values are too extreme for the model to compute a prediction "
+                    "(the arithmetic overflowed); check the units and magnitudes",
+                    "type": "value_error",
+                }
+                for i in bad[:50]
+            ]
+        )
+    return items
+
+
 def validate_records(records: list[dict[str, Any]], input_schema: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Check JSON records against a records model's input fields (``numeric``, ``categorical`` or ``text``);
     :class:`FieldErrors` naming record index and column for every problem. ``null`` is a missing value (the
@@ -64,19 +112,21 @@ def validate_records(records: list[dict[str, Any]], input_schema: list[dict[str,
                 continue
             if spec["kind"] == "numeric":
                 if isinstance(value, bool) or not isinstance(value, int | float):
+                    # the value itself is never quoted: it may be anything a client typed, PHI included
                     errors.append(
                         {
                             "loc": loc,
                             "msg": f"expected a number for column {name!r} in record {i}, "
-                            f"got {type(value).__name__} {str(value)[:40]!r}",
+                            f"got {_kind_of(value)}",
                             "type": "type_error",
                         }
                     )
-                elif isinstance(value, float) and not math.isfinite(value):
+                elif not _finite_double(value):
                     errors.append(
                         {
                             "loc": loc,
-                            "msg": f"expected a finite number for column {name!r}",
+                            "msg": f"expected a finite number within the range of a double (about ±1.8e308) "
+                            f"for column {name!r} in record {i}",
                             "type": "value_error",
                         }
                     )
@@ -179,12 +229,16 @@ def store_upload(
 
 def store_zip(data: bytes, dest: Path, secret: bytes, max_total_bytes: int) -> list[Path]:
     """Unpack a zip of images/DICOM files into ``dest`` (generic names, DICOM de-identified in memory,
-    no paths from the archive are used, size-capped against zip bombs)."""
+    no paths from the archive are used). Zip bombs are refused on the bytes actually inflated, not on what
+    the archive's headers claim: each member is read in chunks and stops at its declared size (a member
+    that inflates further is refused), and the running total is capped at ``max_total_bytes``. Members are
+    named by their position in errors (their names may hold PHI)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise UnsupportedMediaType("the uploaded file is not a zip archive") from None
-    members = [m for m in archive.infolist() if not m.is_dir() and not Path(m.filename).name.startswith(".")]
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        raise UnsupportedMediaType("the uploaded file is not a readable zip archive") from None
+    members = [m for m in infos if not m.is_dir() and not Path(m.filename).name.startswith(".")]
     if not members:
         raise MedAIError("the zip archive holds no files")
     if len(members) > MAX_ZIP_MEMBERS:
@@ -192,10 +246,28 @@ def store_zip(data: bytes, dest: Path, secret: bytes, max_total_bytes: int) -> l
     if sum(m.file_size for m in members) > max_total_bytes:
         raise MedAIError(f"the zip archive unpacks to more than {max_total_bytes} bytes")
     paths = []
+    total = 0
     for i, member in enumerate(members):
-        with archive.open(member) as handle:
-            content = handle.read(max_total_bytes + 1)
-        paths.append(store_upload(content, member.filename, None, dest, i, secret))
+        label = f"zip member {i + 1}"
+        if member.flag_bits & 0x1:
+            raise MedAIError(f"{label} is encrypted; send an archive without a password")
+        chunks, size = [], 0
+        try:
+            with archive.open(member) as handle:
+                while block := handle.read(1 << 20):
+                    size += len(block)
+                    total += len(block)
+                    if size > member.file_size or total > max_total_bytes:
+                        raise MedAIError(
+                            f"{label} inflates past its declared size or the archive past {max_total_bytes} "
+                            "bytes (a zip bomb?)"
+                        )
+                    chunks.append(block)
+        except MedAIError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError):
+            raise MedAIError(f"{label} is corrupt or uses an unsupported compression method") from None
+        paths.append(store_upload(b"".join(chunks), member.filename, None, dest, i, secret))
     return paths
 
 

@@ -3,13 +3,12 @@ Observations) in, a ``RiskAssessment`` out (permission ``predict``)."""
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from medai.errors import MedAIError
 from medai.serving import fhir
+from medai.serving.limits import loads_json
 from medai.serving.routers.common import UnsupportedMediaType, sha256_bytes
 from medai.serving.routers.predict import call_model, load, record_predictions, resolve
 from medai.serving.security import audit_box, require
@@ -38,10 +37,7 @@ async def fhir_predict(
     box["model_version"] = record.version
     body = await request.body()
     box["input_sha256"] = sha256_bytes(body)
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MedAIError(f"malformed JSON at line {getattr(exc, 'lineno', '?')}: expected a FHIR Bundle") from None
+    payload = loads_json(body, "the FHIR Bundle")  # bounded depth and number sizes
     mapping = state.loinc.get(record.name)
     if not mapping:
         raise MedAIError(

@@ -23,6 +23,7 @@ from medai.errors import MedAIError, NotFoundError
 from medai.modalities import RECORDS
 from medai.serving.routers.common import (
     UnsupportedMediaType,
+    check_predictions,
     random_id,
     sha256_bytes,
     store_upload,
@@ -55,7 +56,7 @@ _BODY_DOC: dict[str, Any] = {
 def record_predictions(model, records: list[dict[str, Any]], explain: bool, top_k: int = 5) -> list[dict]:
     """Predictions for JSON records (records contract), validated against the model's input fields."""
     validate_records(records, model.input_fields)
-    return model.predict_records(records, explain=explain, top_k=top_k)
+    return check_predictions(model.predict_records(records, explain=explain, top_k=top_k))
 
 
 def resolve(state, name: str, version: int | None):
