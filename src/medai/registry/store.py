@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from medai import config, db
-from medai.errors import IntegrityError, MedAIError, NotFoundError
+from medai.errors import MedAIError, NotFoundError
 from medai.fsutil import publish_directory, staging_dir_for
 from medai.models.artifact import MANIFEST, read_model_json, verify_artifact
 from medai.registry.tables import STAGES, ModelVersionRow
@@ -118,10 +118,7 @@ class Registry:
     # -- writing -----------------------------------------------------------------------------------
     def register(self, artifact_dir: str | Path, name: str | None = None, description: str = "") -> ModelRecord:
         artifact_dir = _source_artifact(artifact_dir)
-        try:
-            manifest = verify_artifact(artifact_dir)
-        except IntegrityError as exc:  # the caller's artifact is bad: their input, not a stored model
-            raise MedAIError(f"cannot register: {exc}") from None
+        manifest = verify_artifact(artifact_dir)
         meta = read_model_json(artifact_dir, verify=False)
         name = name or meta.get("name") or meta["task"]["name"]
         if not NAME_PATTERN.match(name):

@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from medai.errors import IntegrityError, MedAIError
 from medai.serving.routers.models import summary
 from medai.serving.schemas import (
     AuditPage,
@@ -42,7 +43,10 @@ def key_json(record) -> dict:
 @router.post("/models", response_model=ModelSummary, status_code=201, summary="Register an artifact directory")
 def register_model(body: RegisterRequest, request: Request) -> dict:
     state = request.app.state.medai
-    record = state.registry.register(body.artifact_dir, name=body.name, description=body.description)
+    try:
+        record = state.registry.register(body.artifact_dir, name=body.name, description=body.description)
+    except IntegrityError as exc:  # the artifact offered for registration is bad: the caller's input (422)
+        raise MedAIError(f"cannot register: {str(exc).replace(body.artifact_dir, 'artifact_dir')}") from None
     box = audit_box(request)
     box["model"], box["model_version"] = record.name, record.version
     state.forget(record.name)
