@@ -217,3 +217,79 @@ def test_inputs_that_used_to_be_5xx_are_4xx(service, wdbc_rows):
     assert r.status_code == 422 and "zip member 1" in r.json()["detail"], r.text
     assert not any((service.state.jobs.root).iterdir())  # nothing left behind
     assert service.http.get("/health").status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ finding 6
+
+PLANTED = ("Jane Q. Plantedname", "MRN-7731-PLANTED", "1931-02-03-PLANTED")
+
+
+def _everything_stored(home) -> bytes:
+    """Every byte under MEDAI_HOME (SQLite database and its WAL included)."""
+    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
+
+
+def test_jobs_keep_no_phi(service, wdbc_rows, medai_home, tmp_path):
+    import pandas as pd
+
+    client = service.client("clinician")
+    frame = pd.DataFrame(wdbc_rows)
+    frame.insert(0, "patient_name", PLANTED[0])
+    frame.insert(1, "mrn", PLANTED[1])
+    frame["birth_date"] = PLANTED[2]
+    good = tmp_path / "good.csv"
+    frame.to_csv(good, index=False)
+    bad_frame = frame.astype({"mean texture": object})
+    bad_frame.loc[2, "mean texture"] = PLANTED[0]  # a name typed into a numeric column
+    bad = tmp_path / "bad.csv"
+    bad_frame.to_csv(bad, index=False)
+
+    done = client.wait_job(client.submit_job("wdbc", good)["id"], timeout=60)
+    failed = client.wait_job(client.submit_job("wdbc", bad)["id"], timeout=60)
+    assert done["status"] == "done" and failed["status"] == "failed"
+    assert "'mean texture'" in failed["error"] and "row 3" in failed["error"]
+    assert not any(p in failed["error"] for p in PLANTED)
+    assert str(medai_home) not in failed["error"]
+    # inputs are gone once a job ends; the result stays
+    for info in (done, failed):
+        folder = service.state.jobs.folder(info["id"])
+        assert not (folder / "input.csv").exists() and not (folder / "input").exists()
+    assert client.job_result(done["id"]).count("\n") == 6
+    # nothing stored anywhere under MEDAI_HOME holds the planted PHI (database, WAL, job folders, uploads)
+    stored = _everything_stored(medai_home)
+    assert stored and not any(p.encode() in stored for p in PLANTED)
+
+
+def test_job_results_are_deleted_after_retention(service, wdbc_rows, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    client = service.client("clinician")
+    path = tmp_path / "batch.csv"
+    pd.DataFrame(wdbc_rows).to_csv(path, index=False)
+    job = client.wait_job(client.submit_job("wdbc", path)["id"], timeout=60)
+    store = service.state.jobs
+    assert store.purge() == 0 and client.job(job["id"])["result_url"]
+    assert store.purge(now=datetime.now(UTC) + timedelta(days=8)) == 1
+    assert not store.folder(job["id"]).exists()
+    info = client.job(job["id"])
+    assert info["status"] == "done" and info["result_url"] is None
+    r = service.http.get(f"/v1/jobs/{job['id']}/result", headers=service.headers("clinician"))
+    assert r.status_code == 404 and "no longer kept" in r.json()["detail"]
+
+
+def test_jobs_have_a_time_budget(wdbc_artifact, wdbc_rows, tmp_path):
+    import pandas as pd
+
+    from medai.client import Client
+    from medai.serving.app import Settings
+
+    http, app = start_service(Settings(job_poll_s=0.05, rate_limit=100_000, job_timeout_s=0.0), wdbc_artifact)
+    with http:
+        _, key = app.state.medai.keys.create("c", "clinician")
+        path = tmp_path / "batch.csv"
+        pd.DataFrame(wdbc_rows).to_csv(path, index=False)
+        client = Client(key=key, http=http)
+        info = client.wait_job(client.submit_job("wdbc", path)["id"], timeout=60)
+        assert info["status"] == "failed" and "time limit" in info["error"]

@@ -6,39 +6,13 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import require_data
+from test_service_support import imaging_artifact  # noqa: F401
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def imaging_artifact(tmp_path_factory) -> Path:
-    """A tiny image classifier (one epoch on toy images), trained once per session (~15 s)."""
-    pytest.importorskip("torch")
-    from medai.modalities.imaging.data import image_dataset
-    from medai.road import TrainOptions, train
-    from medai.tasks.catalog import get_task
-
-    rng = np.random.default_rng(0)
-    images, labels, official, start = [], [], {}, 0
-    for split, n in zip(("train", "val", "test"), (64, 32, 32), strict=True):
-        y = rng.integers(0, 2, n)
-        images += [(rng.random((28, 28)) * 0.3 + 0.7 * k * np.tri(28)).astype(np.float32) for k in y]
-        labels += list(y)
-        official[split] = np.arange(start, start + n)
-        start += n
-    data = image_dataset(images, np.asarray(labels), ["normal", "pneumonia"], 2, 28, source="toy", official=official)
-    out = tmp_path_factory.mktemp("imaging") / "model"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MEDAI_HOME", str(tmp_path_factory.mktemp("imaging_home")))
-        options = TrainOptions(learner="small-cnn", n_boot=20, show_progress=False,
-                               extra={"epochs": 1, "threads": 1})
-        train(get_task("pneumonia-xray"), data, out, options)
-    return out
 
 
 def test_dicom_and_png_predict_with_the_imaging_family(imaging_artifact, medai_home):

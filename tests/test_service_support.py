@@ -25,6 +25,34 @@ def wdbc_artifact(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def imaging_artifact(tmp_path_factory) -> Path:
+    """A tiny image classifier (one epoch on toy images), trained once per session (~15 s)."""
+    import numpy as np
+
+    pytest.importorskip("torch")
+    from medai.modalities.imaging.data import image_dataset
+    from medai.road import TrainOptions, train
+    from medai.tasks.catalog import get_task
+
+    rng = np.random.default_rng(0)
+    images, labels, official, start = [], [], {}, 0
+    for split, n in zip(("train", "val", "test"), (64, 32, 32), strict=True):
+        y = rng.integers(0, 2, n)
+        images += [(rng.random((28, 28)) * 0.3 + 0.7 * k * np.tri(28)).astype(np.float32) for k in y]
+        labels += list(y)
+        official[split] = np.arange(start, start + n)
+        start += n
+    data = image_dataset(images, np.asarray(labels), ["normal", "pneumonia"], 2, 28, source="toy", official=official)
+    out = tmp_path_factory.mktemp("imaging") / "model"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDAI_HOME", str(tmp_path_factory.mktemp("imaging_home")))
+        options = TrainOptions(learner="small-cnn", n_boot=20, show_progress=False,
+                               extra={"epochs": 1, "threads": 1})
+        train(get_task("pneumonia-xray"), data, out, options)
+    return out
+
+
+@pytest.fixture(scope="session")
 def wdbc_rows() -> list[dict[str, Any]]:
     """Five real records (feature columns only) from scikit-learn's copy of WDBC."""
     from sklearn.datasets import load_breast_cancer

@@ -46,6 +46,7 @@ from typing import Literal
 
 import numpy as np
 
+from medai import budget
 from medai.errors import MedAIError, NotFoundError
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "ImageListing",
     "load_image",
     "load_images",
+    "load_images_bounded",
     "load_medmnist_npz",
     "prepare_images",
     "read_image_csv",
@@ -110,14 +112,42 @@ def _is_image_file(path: Path) -> bool:
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike,
+    *,
+    target: Sequence[int] | None = None,
+    label: str | None = None,
+) -> np.ndarray:
     """Read one image file into a float32 array (see the module docs for shapes).
 
+    ``target``: the spatial size the caller will resize to ((H, W) or (D, H, W)); when given, an image much
+    larger than it is reduced while it is read (JPEG decoded at a reduced scale, other raster images box-
+    reduced right after decoding, large volumes and arrays read with a stride) to no less than twice the
+    target on every side, so memory and time follow what the model needs, not what the file claims.
+    ``label``: how to name the file in errors (default its path; the service passes a neutral name so
+    that no server path reaches a client).
+
+    Under a :mod:`medai.budget` the size each file declares in its header is checked against the budget's
+    per-file and total pixel limits *before* anything is decoded.
+
     Raises :class:`NotFoundError` for a missing file and :class:`MedAIError` (naming the file) for an
-    unsupported format, a corrupt or truncated file, a DICOM object without pixel data, or a pickled or
-    non-numeric ``.npy``.
+    unsupported format, a corrupt or truncated file, a DICOM object without pixel data, a pickled or
+    non-numeric ``.npy``, or an image over the budget.
     """
     p = Path(path)
+    name = label or str(p)
+    try:
+        arr = _load_any(p, target)
+    except MedAIError as exc:
+        if label is None or str(p) not in str(exc):
+            raise
+        raise type(exc)(str(exc).replace(str(p), label)) from None
+    if arr.size == 0:
+        raise MedAIError(f"{name}: image is empty (shape {arr.shape})")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _load_any(p: Path, target: Sequence[int] | None) -> np.ndarray:
     if not p.exists():
         raise NotFoundError(f"{p}: image file not found")
     if p.is_dir():
@@ -133,41 +163,73 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 f"{p}: unsupported image format; expected one of {', '.join(IMAGE_EXTENSIONS)} or DICOM"
             )
     if kind == "dicom":
-        from medai.data.dicom import read_dicom
-
-        arr = read_dicom(p).pixels
-    elif kind == "nifti":
-        arr = _load_nifti(p)
-    elif kind == "npy":
-        arr = _load_npy(p)
-    else:
-        arr = _load_pil(p)
-    if arr.size == 0:
-        raise MedAIError(f"{p}: image is empty (shape {arr.shape})")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+        return _load_dicom(p)
+    if kind == "nifti":
+        return _load_nifti(p, target)
+    if kind == "npy":
+        return _load_npy(p, target)
+    return _load_pil(p, target)
 
 
-def _load_pil(path: Path) -> np.ndarray:
+def _strides(shape: Sequence[int], target: Sequence[int] | None) -> tuple[int, ...] | None:
+    """Per-axis steps that keep every spatial side at least twice ``target`` (None when none helps)."""
+    if target is None or len(shape) < len(target):
+        return None
+    spatial = shape[: len(target)]
+    steps = tuple(max(1, int(side) // (2 * int(t))) for side, t in zip(spatial, target, strict=True))
+    return steps if any(s > 1 for s in steps) else None
+
+
+def _load_dicom(path: Path) -> np.ndarray:
+    from medai.data.dicom import _decode_image, _read
+
+    ds = _read(path)
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        values = int(ds.Rows) * int(ds.Columns) * max(frames, 1) * int(ds.get("SamplesPerPixel") or 1)
+    except (AttributeError, TypeError, ValueError):
+        values = 0  # no image attributes: _decode_image names what is missing
+    budget.charge_pixels(values, str(path), volume=frames > 1)
+    return _decode_image(ds, path, None).pixels
+
+
+def _load_pil(path: Path, target: Sequence[int] | None = None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                width, height = img.size
                 n_frames = int(getattr(img, "n_frames", 1) or 1)
+                # from the header, before anything is decoded
+                budget.charge_pixels(width * height * n_frames, str(path), volume=n_frames > 1)
+                size2d = tuple(target[-2:]) if target is not None else None  # (H, W)
+                if size2d is not None and img.format == "JPEG" and n_frames == 1:
+                    img.draft(img.mode, (2 * size2d[1], 2 * size2d[0]))  # decode at 1/2, 1/4 or 1/8 scale
                 frames = []
                 for i in range(n_frames):
+                    budget.check()
                     img.seek(i)
                     img.load()
-                    frames.append(_pil_to_array(img))
+                    frame = img
+                    factor = 1
+                    if size2d is not None:
+                        factor = max(1, min(frame.size[1] // (2 * size2d[0]), frame.size[0] // (2 * size2d[1])))
+                    if factor > 1:
+                        try:
+                            frame = frame.reduce(factor)  # box filter: cheap, and the resize that follows
+                        except (ValueError, NotImplementedError):  # anti-aliases the rest of the way
+                            frame = img
+                    frames.append(_pil_to_array(frame))
     except UnidentifiedImageError:
         raise MedAIError(f"{path}: not a readable image (unknown or corrupt {path.suffix} file)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MedAIError(f"{path}: image is too large to decode safely ({_one_line(exc)})") from exc
+        raise MedAIError(f"{path}: image is too large to decode safely ({_one_line(exc)})") from None
     except MedAIError:
         raise
     except Exception as exc:  # OSError "image file is truncated", SyntaxError, zlib errors, ...
-        raise MedAIError(f"{path}: corrupt or truncated image ({_one_line(exc)})") from exc
+        raise MedAIError(f"{path}: corrupt or truncated image ({_one_line(exc)})") from None
     if len(frames) == 1:
         return frames[0]
     shapes = {f.shape for f in frames}
@@ -191,29 +253,69 @@ def _pil_to_array(img) -> np.ndarray:
     return np.asarray(img).astype(np.float32)
 
 
-def _load_npy(path: Path) -> np.ndarray:
+_READ_FULL_BELOW = 16_000_000
+"""Arrays and volumes with fewer values than this are read whole; larger ones with a stride (``target`` given)."""
+
+
+def _load_npy(path: Path, target: Sequence[int] | None = None) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise MedAIError(f"{path}: .npy holds Python objects (pickle); expected a numeric array") from exc
-        raise MedAIError(f"{path}: corrupt or truncated .npy file ({_one_line(exc)})") from exc
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _fortran, dtype = read_header(handle)
     except Exception as exc:
-        raise MedAIError(f"{path}: corrupt or truncated .npy file ({_one_line(exc)})") from exc
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        raise MedAIError(f"{path}: .npy holds {getattr(arr, 'dtype', type(arr))}; expected a numeric array")
-    return arr.astype(np.float32)
+        raise MedAIError(f"{path}: corrupt or truncated .npy file ({_one_line(exc)})") from None
+    if dtype.hasobject:
+        raise MedAIError(f"{path}: .npy holds Python objects (pickle); expected a numeric array")
+    if dtype.kind not in "biuf":
+        raise MedAIError(f"{path}: .npy holds {dtype}; expected a numeric array")
+    values = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    budget.charge_pixels(values, str(path), volume=sum(1 for side in shape if side > 4) >= 3)
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
+        steps = _strides(arr.shape, target) if values > _READ_FULL_BELOW else None
+        if steps is not None:
+            arr = arr[tuple(slice(None, None, s) for s in steps)]
+        arr = np.array(arr, dtype=np.float32)
+    except Exception as exc:
+        raise MedAIError(f"{path}: corrupt or truncated .npy file ({_one_line(exc)})") from None
+    return arr
 
 
-def _load_nifti(path: Path) -> np.ndarray:
+def _load_nifti(path: Path, target: Sequence[int] | None = None) -> np.ndarray:
     import nibabel as nib
+    from nibabel.orientations import apply_orientation, io_orientation
 
     try:
         img = nib.load(str(path))
-        img = nib.as_closest_canonical(img)
-        data = np.asarray(img.get_fdata(dtype=np.float32))
+        shape = tuple(int(s) for s in img.shape)
     except Exception as exc:  # ImageFileError, EOFError, zlib.error, ...
-        raise MedAIError(f"{path}: corrupt or truncated NIfTI file ({_one_line(exc)})") from exc
+        raise MedAIError(f"{path}: corrupt or truncated NIfTI file ({_one_line(exc)})") from None
+    values = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    # from the header, before a single voxel is read
+    budget.charge_pixels(values, str(path), volume=sum(1 for side in shape if side > 1) >= 3)
+    try:
+        # (X, Y, Z) in the file; a target (D, H, W) = (Z, Y, X) after the transpose below
+        steps = None
+        if target is not None and values > _READ_FULL_BELOW and len(shape) >= len(target):
+            steps = _strides(shape[: len(target)], tuple(reversed(target)))
+        if steps is not None:
+            index = tuple(slice(None, None, s) for s in steps)
+            data = np.asarray(img.dataobj[index], dtype=np.float32)
+        else:
+            data = np.asarray(img.get_fdata(dtype=np.float32))
+        ornt = io_orientation(img.affine)  # to the closest canonical (RAS) orientation, as nib.as_closest_canonical
+        if data.ndim >= len(ornt):
+            data = apply_orientation(data, ornt)
+        elif data.ndim == 2:
+            data = apply_orientation(data[..., None], ornt)
+            data = data.reshape([side for side in data.shape if side != 1] or data.shape[:2])
+    except MedAIError:
+        raise
+    except Exception as exc:
+        raise MedAIError(f"{path}: corrupt or truncated NIfTI file ({_one_line(exc)})") from None
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim == 3 and data.shape[-1] == 1:
@@ -431,6 +533,54 @@ def load_images(
     return prepare_images(
         arrays, image_size, channels, spatial_dims, scaling=scaling, names=[str(p) for p in paths]
     )
+
+
+def load_images_bounded(
+    paths: Sequence[str | os.PathLike],
+    image_size: int | Sequence[int],
+    channels: int = 1,
+    spatial_dims: int | None = None,
+    *,
+    scaling: Scaling = "auto",
+    names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """:func:`load_images` for untrusted files, one at a time: each file is checked against the current
+    :mod:`medai.budget` from its header, decoded at reduced size when it is much larger than ``image_size``
+    (see :func:`load_image`), prepared to the model's input, and let go before the next one is read — so at
+    most one decoded image is held at full size, whatever the number of files. ``names`` label the files
+    in errors (default: their paths). Stops between files when the budget runs out or is cancelled."""
+    paths = list(paths)
+    if not paths:
+        raise MedAIError("no images to prepare; expected at least one image")
+    labels = [str(n) for n in names] if names is not None else [str(p) for p in paths]
+    if len(labels) != len(paths):
+        raise MedAIError(f"names has {len(labels)} entries for {len(paths)} images")
+    batch = []
+    first: tuple[int, str] | None = None
+    for path, label in zip(paths, labels, strict=True):
+        budget.check()
+        arr = load_image(path, target=_hint(image_size, spatial_dims), label=label)
+        x = prepare_images([arr], image_size, channels, spatial_dims, scaling=scaling, names=[label])
+        del arr
+        if first is None:
+            first = (x.ndim, label)
+        elif x.ndim != first[0]:
+            raise MedAIError(
+                f"mixed 2D and 3D inputs: {label} is {x.ndim - 2}D but {first[1]} is {first[0] - 2}D; "
+                "expected all images of one kind"
+            )
+        batch.append(x[0])
+    return np.ascontiguousarray(np.stack(batch, axis=0), dtype=np.float32)
+
+
+def _hint(image_size, spatial_dims: int | None) -> tuple[int, ...] | None:
+    """The spatial target for reduced decoding: (H, W) for 2D, (D, H, W) for 3D; None when unknown."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, int | np.integer):
+        dims = spatial_dims or 2
+        return (int(image_size),) * dims
+    return tuple(int(s) for s in image_size)
 
 
 # ---------------------------------------------------------------------------------------------------

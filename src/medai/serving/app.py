@@ -37,6 +37,7 @@ from medai import config
 from medai.errors import IntegrityError, MedAIError, NotFoundError
 from medai.serving.keys import AuthError, PermissionDeniedError
 from medai.serving.ratelimit import RateLimiterUnavailable
+from medai.serving.redact import redact_paths
 from medai.serving.routers.common import FieldErrors, UnsupportedMediaType
 from medai.serving.security import (
     AuditMiddleware,
@@ -72,6 +73,12 @@ class Settings:
     rate_limit: int = field(default_factory=lambda: _env_int("MEDAI_RATE_LIMIT", 1200))
     rate_window_s: float = field(default_factory=lambda: _env_float("MEDAI_RATE_WINDOW_S", 60.0))
     predict_timeout_s: float = field(default_factory=lambda: _env_float("MEDAI_PREDICT_TIMEOUT_S", 60.0))
+    # decoded-size limits checked from each file's header before decoding (issue 9, finding 1)
+    max_image_pixels: int = field(default_factory=lambda: _env_int("MEDAI_MAX_IMAGE_PIXELS", 64_000_000))
+    max_volume_voxels: int = field(default_factory=lambda: _env_int("MEDAI_MAX_VOLUME_VOXELS", 160_000_000))
+    max_request_pixels: int = field(default_factory=lambda: _env_int("MEDAI_MAX_REQUEST_PIXELS", 400_000_000))
+    job_timeout_s: float = field(default_factory=lambda: _env_float("MEDAI_JOB_TIMEOUT_S", 1800.0))
+    job_retention_s: float = field(default_factory=lambda: _env_float("MEDAI_JOB_RETENTION_S", 7 * 86400.0))
     cors_origins: list[str] = field(
         default_factory=lambda: [o for o in os.environ.get("MEDAI_CORS_ORIGINS", "").split(",") if o.strip()]
     )
@@ -119,6 +126,7 @@ class ServiceState:
         from medai.serving.fhir import LoincMaps
         from medai.serving.jobs import JobStore
         from medai.serving.keys import KeyStore
+        from medai.serving.limits import job_budget
         from medai.serving.ratelimit import RateLimiter
 
         self.settings = settings
@@ -140,7 +148,12 @@ class ServiceState:
             else None
         )
         self.loinc = LoincMaps(url)
-        self.jobs = JobStore(url, lease_s=settings.job_lease_s)
+        self.jobs = JobStore(
+            url,
+            lease_s=settings.job_lease_s,
+            retention_s=settings.job_retention_s,
+            budget_factory=lambda: job_budget(settings),
+        )
         self.deid_secret = settings.deid_secret or _deid_secret()
         self.uploads = config.home() / "uploads"
         self._models: OrderedDict[tuple[str, int], Any] = OrderedDict()
@@ -311,9 +324,10 @@ async def _no_receive() -> Message:  # pragma: no cover - never called by JSONRe
 
 
 def _error(status: int, detail: str, errors: list | None = None, headers: dict | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"detail": detail}
+    # no server path reaches a client: a file is named by its last component (uploads have generic names)
+    body: dict[str, Any] = {"detail": redact_paths(detail)}
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = [dict(e, msg=redact_paths(str(e.get("msg", "")))) for e in errors]
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -7,6 +7,12 @@ States: ``queued`` -> ``running`` -> ``done`` | ``failed``. A worker claims a jo
 ``UPDATE`` (so two workers never run the same job) and holds a *lease* it renews while running; a job
 left ``running`` by a server that crashed is claimed again once its lease has run out. On start, a
 server also re-queues jobs it itself had claimed under the same worker id (none, normally).
+
+Privacy (issue 9, finding 6): a job's input is deleted as soon as the job ends, done or failed; its result
+is kept for ``retention_s`` (default 7 days) and then deleted by the worker; errors name rows and columns,
+never cell values, and never a server path. Budget: each job runs under a :class:`medai.budget.Budget`
+(a time limit, per-file pixel limits) and reads its input in chunks, so its memory does not grow with the
+size of the input.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from typing import Any
 from sqlalchemy import DateTime, Integer, String, Text, TypeDecorator, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from medai import config
+from medai import budget, config
 from medai.db import Base, session_factory
 from medai.errors import MedAIError, NotFoundError
 from medai.fsutil import atomic_write_bytes
+from medai.serving.redact import redact_paths
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +82,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def job_json(row: JobRow) -> dict[str, Any]:
+def job_json(row: JobRow, result_kept: bool = True) -> dict[str, Any]:
     iso = lambda v: v.isoformat() if v else None  # noqa: E731
     return {
         "id": row.id,
@@ -88,7 +95,7 @@ def job_json(row: JobRow) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
         "error": row.error,
-        "result_url": f"/v1/jobs/{row.id}/result" if row.status == "done" else None,
+        "result_url": f"/v1/jobs/{row.id}/result" if row.status == "done" and result_kept else None,
     }
 
 
@@ -96,13 +103,21 @@ class JobStore:
     """Jobs in the MedAI database; files under ``root`` (default ``MEDAI_HOME/jobs``)."""
 
     def __init__(
-        self, url: str | None = None, root: Path | None = None, lease_s: float = 60.0, max_attempts: int = 3
+        self,
+        url: str | None = None,
+        root: Path | None = None,
+        lease_s: float = 60.0,
+        max_attempts: int = 3,
+        retention_s: float = 7 * 86400.0,
+        budget_factory: Callable[[], budget.Budget] | None = None,
     ) -> None:
         self._sessions = session_factory(url)
         self.root = Path(root) if root else config.home() / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.lease = timedelta(seconds=lease_s)
         self.max_attempts = max_attempts
+        self.retention = timedelta(seconds=retention_s)
+        self.budget_factory = budget_factory
         self.worker_id = uuid.uuid4().hex
 
     def folder(self, job_id: str) -> Path:
@@ -144,7 +159,8 @@ class JobStore:
             return job_json(row)
 
     def get(self, job_id: str) -> dict[str, Any]:
-        return job_json(self._row(job_id))
+        row = self._row(job_id)
+        return job_json(row, result_kept=row.status != "done" or (self.folder(job_id) / "result.csv").is_file())
 
     def owner(self, job_id: str) -> str | None:
         return self._row(job_id).key_id
@@ -162,7 +178,10 @@ class JobStore:
             raise MedAIError(f"job {job_id} is {row.status}; its result is available once it is done")
         path = self.folder(job_id) / "result.csv"
         if not path.is_file():
-            raise NotFoundError(f"job {job_id}: result file is missing")
+            raise NotFoundError(
+                f"job {job_id}: its result is no longer kept (results are deleted "
+                f"{self.retention.total_seconds() / 86400:g} days after a job ends)"
+            )
         return path
 
     # ------------------------------------------------------------------------------------ working
@@ -231,6 +250,7 @@ class JobStore:
                 row.id,
                 error=f"gave up after {row.attempts - 1} attempts (the server stopped while running it)",
             )
+            self.delete_inputs(row.id)
             return row.id
         stop = threading.Event()
 
@@ -244,30 +264,71 @@ class JobStore:
         renewer = threading.Thread(target=keep_lease, daemon=True, name=f"medai-job-lease-{row.id[:8]}")
         renewer.start()
         try:
-            data = predict(row, folder)
+            with budget.use(self.budget_factory() if self.budget_factory else None):
+                data = predict(row, folder)
             atomic_write_bytes(folder / "result.csv", data)
             n = max(data.count(b"\n") - 1, 0)
             self.finish(row.id, items=n)
         except MedAIError as exc:
-            self.finish(row.id, error=str(exc)[:2000])
+            self.finish(row.id, error=public_error(exc))
         except Exception as exc:  # noqa: BLE001 - a job failure must not kill the worker
-            log.exception("job %s failed", row.id)
+            log.error("job %s failed: %s", row.id, type(exc).__name__)  # no message: it may quote input values
             self.finish(row.id, error=f"internal error ({type(exc).__name__})")
         finally:
             stop.set()
+            self.delete_inputs(row.id)
         return row.id
+
+    def delete_inputs(self, job_id: str) -> None:
+        """Remove a job's input (the uploaded CSV or files), keeping its result."""
+        folder = self.folder(job_id)
+        (folder / "input.csv").unlink(missing_ok=True)
+        shutil.rmtree(folder / "input", ignore_errors=True)
+
+    def purge(self, now: datetime | None = None) -> int:
+        """Delete the files of jobs that ended more than ``retention`` ago, and of finished jobs' leftover
+        inputs; the number of job folders removed. Job rows (no PHI) stay, so a job still reports its status."""
+        cutoff = (now or _now()) - self.retention
+        with self._sessions() as session:
+            rows = session.execute(
+                select(JobRow.id, JobRow.finished_at).where(JobRow.status.in_(("done", "failed")))
+            ).all()
+        removed = 0
+        for job_id, finished in rows:
+            folder = self.folder(job_id)
+            if not folder.exists():
+                continue
+            if finished is not None and finished < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+            else:
+                self.delete_inputs(job_id)  # a crash between the end of a job and this cleanup
+        return removed
 
     def delete_files(self, job_id: str) -> None:
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
 
 
-class JobWorker:
-    """A background thread that runs queued jobs one at a time."""
+def public_error(exc: BaseException) -> str:
+    """A job's error as stored and shown: one line, no server path, at most 2,000 characters."""
+    return redact_paths(" ".join(str(exc).split()))[:2000]
 
-    def __init__(self, store: JobStore, predict: Callable[[JobRow, Path], bytes], poll_s: float = 1.0) -> None:
+
+class JobWorker:
+    """A background thread that runs queued jobs one at a time, and deletes expired results now and then."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        predict: Callable[[JobRow, Path], bytes],
+        poll_s: float = 1.0,
+        purge_every_s: float = 300.0,
+    ) -> None:
         self.store = store
         self.predict = predict
         self.poll_s = poll_s
+        self.purge_every_s = purge_every_s
+        self._next_purge = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="medai-job-worker")
@@ -285,7 +346,15 @@ class JobWorker:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        import time
+
         while not self._stop.is_set():
+            if time.monotonic() >= self._next_purge:
+                self._next_purge = time.monotonic() + self.purge_every_s
+                try:
+                    self.store.purge()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("job worker: purge failed: %s", type(exc).__name__)
             try:
                 ran = self.store.run_one(self.predict)
             except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable
@@ -300,3 +369,7 @@ def frame_to_csv(frame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode("utf-8")
+
+
+FILE_CHUNK = 64
+"""Files of a job predicted together (each decoded one by one under the job's budget)."""

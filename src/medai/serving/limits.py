@@ -1,4 +1,5 @@
-"""Bounds the service puts on what a request may cost: JSON depth and number sizes.
+"""Bounds the service puts on what a request may cost: time and decoded pixels (a :class:`medai.budget.Budget`
+per model call and per job), JSON depth and number sizes.
 
 Everything here turns an input that would crash or exhaust a worker into a :class:`MedAIError` naming the
 problem (the service answers 422), never echoing the offending value.
@@ -10,9 +11,10 @@ import json
 import math
 from typing import Any
 
+from medai.budget import Budget
 from medai.errors import MedAIError
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_NUMBER_CHARS", "json_depth", "loads_json"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_NUMBER_CHARS", "job_budget", "json_depth", "loads_json", "request_budget"]
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of objects/arrays accepted in a JSON body read by hand (a FHIR Bundle needs about 10)."""
@@ -76,3 +78,26 @@ def loads_json(body: bytes | str, what: str = "the request body", max_depth: int
     if json_depth(value, max_depth) > max_depth:
         raise MedAIError(f"{what}: JSON nested too deeply; at most {max_depth} levels are accepted")
     return value
+
+
+def request_budget(settings) -> Budget:
+    """The budget of one model call of a request: its time limit (the 504 timeout; work is cancelled when
+    it fires) and the per-file and per-request pixel limits of the service's settings."""
+    return Budget(
+        settings.predict_timeout_s,
+        max_file_pixels=settings.max_image_pixels,
+        max_file_voxels=settings.max_volume_voxels,
+        max_total_pixels=settings.max_request_pixels,
+        what="the request",
+    )
+
+
+def job_budget(settings) -> Budget:
+    """The budget of one batch job: its own time limit and the per-file pixel limits (no total: a job
+    streams its inputs in chunks, so its memory does not grow with their number)."""
+    return Budget(
+        settings.job_timeout_s,
+        max_file_pixels=settings.max_image_pixels,
+        max_file_voxels=settings.max_volume_voxels,
+        what="the job",
+    )

@@ -106,13 +106,13 @@ def image_files(path: Path) -> list[Path]:
 
 
 def load_files(paths: list[Path], pre: dict[str, Any]) -> np.ndarray:
-    from medai.data.images import load_image, prepare_images
+    from medai.data.images import load_images_bounded
 
     if not paths:
         raise MedAIError("no image files to predict")
-    images = [load_image(p) for p in paths]
-    return prepare_images(images, pre["image_size"], channels=int(pre["channels"]),
-                          spatial_dims=int(pre["spatial_dims"]), names=[Path(p).name for p in paths])
+    # one file at a time, decoded at reduced size, within the caller's medai.budget (issue 9, finding 1)
+    return load_images_bounded(paths, pre["image_size"], channels=int(pre["channels"]),
+                               spatial_dims=int(pre["spatial_dims"]), names=[Path(p).name for p in paths])
 
 
 def read_inputs(path: Path, pre: dict[str, Any], labelled: bool, classes: list[str]) -> Inputs:

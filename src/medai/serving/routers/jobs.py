@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from medai.errors import MedAIError, NotFoundError
 from medai.fsutil import atomic_write_bytes
 from medai.modalities import RECORDS
-from medai.serving.jobs import frame_to_csv
+from medai.serving.jobs import FILE_CHUNK, frame_to_csv
 from medai.serving.routers.common import UnsupportedMediaType, sha256_bytes, store_upload, store_zip
 from medai.serving.routers.predict import load, resolve
 from medai.serving.schemas import JobInfo
@@ -173,16 +173,25 @@ def job_result(job_id: str, request: Request) -> FileResponse:
 
 
 def run_job(state, row, folder: Path) -> bytes:
-    """Run one job in the worker thread; the CSV bytes of its result (the same table as ``medai predict``)."""
+    """Run one job in the worker thread, under the job's budget (checked between chunks); the CSV bytes of
+    its result (the same table as ``medai predict``). Files are read a chunk at a time, so memory does not
+    grow with the number of files."""
+    import pandas as pd
+
+    from medai import budget
     from medai.data.dataset import Inputs
 
     record = state.registry.get(row.model, row.version)
     model = state.load_model(record)
     if row.kind == "csv":
+        budget.check()
         inputs = model.modality.read_inputs(folder / "input.csv", model, labelled=False)
-        explain = bool(row.explain)
-    else:
-        paths = sorted((folder / "input").iterdir())
-        inputs = Inputs(model.modality.inputs_from_files(paths, model), [p.name for p in paths], "item")
-        explain = False
-    return frame_to_csv(model.frame(inputs, explain=explain))
+        return frame_to_csv(model.frame(inputs, explain=bool(row.explain)))
+    paths = sorted((folder / "input").iterdir())
+    parts = []
+    for start in range(0, len(paths), FILE_CHUNK):
+        budget.check()
+        chunk = paths[start : start + FILE_CHUNK]
+        inputs = Inputs(model.modality.inputs_from_files(chunk, model), [p.name for p in chunk], "item")
+        parts.append(model.frame(inputs, explain=False))
+    return frame_to_csv(pd.concat(parts, ignore_index=True))

@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from medai.budget import use as use_budget
 from medai.errors import MedAIError, NotFoundError
 from medai.modalities import RECORDS
+from medai.serving.limits import request_budget
 from medai.serving.routers.common import (
     UnsupportedMediaType,
     check_predictions,
@@ -67,7 +69,15 @@ def resolve(state, name: str, version: int | None):
 
 
 async def call_model(state, fn, *args):
-    return await asyncio.wait_for(run_in_threadpool(fn, *args), state.settings.predict_timeout_s)
+    """``fn(*args)`` in a worker thread under the request's budget (time and pixels); when the time limit
+    fires the client gets 504 and the budget is cancelled, so the thread stops at its next step."""
+    budget = request_budget(state.settings)
+    with use_budget(budget):
+        try:
+            return await asyncio.wait_for(run_in_threadpool(fn, *args), state.settings.predict_timeout_s)
+        except TimeoutError:
+            budget.cancel()
+            raise
 
 
 async def load(state, record):
