@@ -194,7 +194,10 @@ class Client:
         gender_column: str | None = None,
         age_column: str | None = None,
         gender_values: dict[str, str] | None = None,
+        units: dict[str, str] | None = None,
     ) -> dict:
+        """Set a model's FHIR mapping; ``units``: column -> the UCUM unit the model takes (quantities are
+        converted to it)."""
         return self._request(
             "PUT",
             f"/v1/admin/models/{name}/loinc-mapping",
@@ -203,6 +206,7 @@ class Client:
                 "gender_column": gender_column,
                 "age_column": age_column,
                 "gender_values": gender_values,
+                "units": units,
             },
         )
 

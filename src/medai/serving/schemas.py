@@ -210,3 +210,8 @@ class LoincMapping(BaseModel):
     gender_values: dict[str, str] | None = Field(
         None, description="FHIR gender (male/female/other/unknown) -> value the model expects"
     )
+    units: dict[str, str] | None = Field(
+        None,
+        description="model input column -> the UCUM unit it was trained in (e.g. 'mm', 'mg/dL'); quantities "
+        "are converted to it, and a quantity with a unit is refused for a column without one",
+    )

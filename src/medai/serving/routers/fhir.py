@@ -47,7 +47,7 @@ async def fhir_predict(
     loaded = await load(state, record)
     fhir.check_risk_model(loaded, record.name)
     bundle = fhir.parse_bundle(payload)
-    row, patient_ref, basis = fhir.bundle_to_record(bundle, mapping, loaded.input_fields)
+    row, patient_ref, basis, notes = fhir.bundle_to_record(bundle, mapping, loaded.input_fields)
     prediction = (await call_model(state, record_predictions, loaded, [row], False))[0]
     resource = fhir.risk_assessment(
         record.name,
@@ -58,5 +58,6 @@ async def fhir_predict(
         loaded.threshold,
         patient_ref,
         basis,
+        notes,
     )
     return JSONResponse(resource, media_type=FHIR_JSON)
