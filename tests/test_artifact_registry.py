@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,43 @@ def test_registry_on_sqlite_and_postgresql(artifact, database_url):
     assert registry.list_models()[0].name == "pg-risk"
     assert registry.load("pg-risk").predict_table(risk_frame(3))["probability"].between(0, 1).all()
     assert np.isfinite(record.metrics["test"]["auroc"]["value"])
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_dead_writers_are_cleaned_and_live_ones_kept(artifact, tmp_path):
+    """Issue 9, finding 8: 100 killed registrations left 48 orphan staging directories that nothing removed."""
+    import os
+
+    from medai.fsutil import clean_stale_siblings
+
+    registry = Registry()
+    record = registry.register(artifact, name="risk")
+    folder = Path(record.artifact_path).parent
+    dead, live = _dead_pid(), os.getpid()
+    leftovers = {
+        "dead_staging": folder / f".v2-{dead}-0badc0de.staging-{dead}-abc123",
+        "dead_copy": folder / f"v2-{dead}-0badc0de",  # published, its row never committed
+        "live_staging": folder / f".v3-{live}-0badc0de.staging-{live}-abc123",
+        "live_copy": folder / f"v3-{live}-0badc0de",
+    }
+    for path in leftovers.values():
+        shutil.copytree(artifact, path)
+    assert registry.cleanup() == {"staging": 1, "unregistered": 1}
+    assert not leftovers["dead_staging"].exists() and not leftovers["dead_copy"].exists()
+    assert leftovers["live_staging"].exists() and leftovers["live_copy"].exists()
+    assert Path(record.artifact_path).is_dir() and registry.load("risk") is not None
+    # an artifact whose replacement died between its two renames is put back
+    out = tmp_path / "out"
+    shutil.copytree(artifact, tmp_path / f".out.old-{dead}-12345678")
+    assert read_manifest(out)  # restored on first read
+    assert out.is_dir() and not list(tmp_path.glob(".out.old-*"))
+    shutil.copytree(artifact, tmp_path / f".out.staging-{dead}-xyz")
+    assert clean_stale_siblings(tmp_path) == {"staging": 1, "backups": 0, "restored": 0}

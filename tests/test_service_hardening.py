@@ -293,3 +293,16 @@ def test_jobs_have_a_time_budget(wdbc_artifact, wdbc_rows, tmp_path):
         client = Client(key=key, http=http)
         info = client.wait_job(client.submit_job("wdbc", path)["id"], timeout=60)
         assert info["status"] == "failed" and "time limit" in info["error"]
+
+
+def test_openapi_documents_the_error_shape_the_server_sends(service):
+    from medai.serving.schemas import ErrorResponse
+
+    doc = service.http.get("/v1/openapi.json", headers=service.headers("viewer")).json()
+    assert "HTTPValidationError" not in str(doc)
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            schema = operation["responses"]["422"]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
+    r = service.http.post("/v1/admin/keys", json={"name": 5}, headers=service.headers("admin"))
+    assert r.status_code == 422 and ErrorResponse.model_validate(r.json()).errors

@@ -1,12 +1,27 @@
-"""Crash-safe file writes and checksums."""
+"""Crash-safe file writes and checksums.
+
+Directories are written into a sibling staging directory and renamed into place (:func:`publish_directory`).
+Staging and backup directories carry the writer's process id (``.<name>.staging-<pid>-<random>``,
+``.<name>.old-<pid>-<random>``), so that :func:`clean_stale_siblings` can tell the leftovers of a writer
+that died (SIGKILL, power loss) from the work of one still running, remove them, and put back an artifact
+whose replacement was interrupted between its two renames.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
+
+STALE_AFTER_S = 24 * 3600.0
+"""A staging directory older than this is removed even when its pid is alive (the pid was reused)."""
+
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|old)-(?P<pid>\d+)(?:-|$)")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -67,7 +82,7 @@ def publish_directory(staging: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     backup = None
     if target.exists():
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
         os.replace(target, backup)
     try:
         os.replace(staging, target)
@@ -81,5 +96,64 @@ def publish_directory(staging: Path, target: Path) -> None:
 
 
 def staging_dir_for(target: Path) -> Path:
+    """A new, empty staging directory beside ``target``, named with this process's id."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
+    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-{os.getpid()}-"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def writer_gone(pid: int, path: Path, now: float | None = None) -> bool:
+    """Whether the writer of ``path`` (process ``pid``) is gone: dead, or ``path`` is older than
+    :data:`STALE_AFTER_S` (pid reused)."""
+    if not pid_alive(pid):
+        return True
+    try:
+        age = (now or time.time()) - path.lstat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_AFTER_S
+
+
+def clean_stale_siblings(parent: Path, name: str | None = None) -> dict[str, int]:
+    """Remove the staging and backup directories in ``parent`` (for ``name`` only, when given) left by
+    writers that died, and restore an artifact whose replacement died between its two renames (the backup
+    is renamed back when the target is missing). Returns counts: ``staging``, ``backups``, ``restored``."""
+    counts = {"staging": 0, "backups": 0, "restored": 0}
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return counts
+    for entry in entries:
+        match = _SIBLING.match(entry.name)
+        if match is None or (name is not None and match["name"] != name):
+            continue
+        if not writer_gone(int(match["pid"]), entry):
+            continue
+        if match["kind"] == "old":
+            target = entry.with_name(match["name"])
+            if not target.exists():
+                try:
+                    os.replace(entry, target)
+                    counts["restored"] += 1
+                    continue
+                except OSError:
+                    pass
+            counts["backups"] += 1
+        else:
+            counts["staging"] += 1
+        shutil.rmtree(entry, ignore_errors=True)
+    if any(counts.values()):
+        _fsync_dir(Path(parent))
+    return counts

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medai.errors import IntegrityError, MedAIError, NotFoundError
-from medai.fsutil import publish_directory, sha256_file, staging_dir_for
+from medai.fsutil import clean_stale_siblings, publish_directory, sha256_file, staging_dir_for
 
 FORMAT = "medai-model/1"
 MANIFEST = "manifest.json"
@@ -37,6 +37,7 @@ def write_artifact(target: str | Path, files: dict[str, bytes]) -> dict[str, str
         raise MedAIError(f"output path {target} exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).exists():
         raise MedAIError(f"output directory {target} is not empty and is not a MedAI artifact; choose another")
+    clean_stale_siblings(target.parent, target.name)  # leftovers of an earlier writer that died
     staging = staging_dir_for(target)
     try:
         for name, data in files.items():
@@ -54,6 +55,8 @@ def write_artifact(target: str | Path, files: dict[str, bytes]) -> dict[str, str
 
 def read_manifest(directory: str | Path) -> dict[str, str]:
     directory = Path(directory)
+    if not directory.exists():  # a replacement that died between its two renames leaves the old one aside
+        clean_stale_siblings(directory.parent, directory.name)
     if not directory.is_dir():
         raise NotFoundError(f"model directory {directory} does not exist")
     path = directory / MANIFEST

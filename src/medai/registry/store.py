@@ -7,9 +7,11 @@ registry's copy of it. A failed registration removes its own copy and leaves ear
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +22,12 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from medai import config, db
 from medai.errors import MedAIError, NotFoundError
-from medai.fsutil import publish_directory, staging_dir_for
+from medai.fsutil import clean_stale_siblings, publish_directory, staging_dir_for, writer_gone
 from medai.models.artifact import MANIFEST, read_model_json, verify_artifact
 from medai.registry.tables import STAGES, ModelVersionRow
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_VERSION_DIR = re.compile(r"^v\d+-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
 MAX_VERSION = 2**31 - 1  # the version column is a 32-bit integer
 
 
@@ -124,12 +127,14 @@ class Registry:
         if not NAME_PATTERN.match(name):
             raise MedAIError(f"model name {name!r} must be 1-100 letters, digits, '.', '_' or '-'")
         metrics = meta.get("metrics", {})
+        self.cleanup(name)
         for _attempt in range(5):
             with self._sessions() as session:
                 latest = session.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.name == name))
                 version = (latest or 0) + 1
-                # a unique directory per attempt: concurrent registrations never touch each other's files
-                target = self.store / name / f"v{version}-{secrets.token_hex(4)}"
+                # a unique directory per attempt: concurrent registrations never touch each other's files;
+                # the pid in its name lets cleanup() tell a dead registration's leftovers from a live one
+                target = self.store / name / f"v{version}-{os.getpid()}-{secrets.token_hex(4)}"
                 staging = staging_dir_for(target)
                 published = False
                 try:
@@ -172,6 +177,32 @@ class Registry:
             row.stage = stage
             session.commit()
             return _record(row)
+
+    def cleanup(self, name: str | None = None) -> dict[str, int]:
+        """Remove what registrations that died (SIGKILL, power loss) left in the store: staging directories,
+        and published copies whose database row was never committed. Only leftovers of processes that are
+        gone are touched (the pid is in each name), so a registration running in another worker is safe.
+        ``name``: one model's folder only. Returns counts: ``staging``, ``unregistered``."""
+        counts = {"staging": 0, "unregistered": 0}
+        folders = [self.store / name] if name else [p for p in self.store.iterdir() if p.is_dir()]
+        with self._sessions() as session:
+            query = select(ModelVersionRow.artifact_path)
+            if name:
+                query = query.where(ModelVersionRow.name == name)
+            referenced = {Path(p).resolve() for p in session.scalars(query)}
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            counts["staging"] += clean_stale_siblings(folder)["staging"]
+            for entry in folder.iterdir():
+                match = _VERSION_DIR.match(entry.name)
+                if match is None or not entry.is_dir() or entry.resolve() in referenced:
+                    continue
+                pid = int(match["pid"]) if match["pid"] else 0  # older names carry no pid: age decides
+                if writer_gone(pid, entry) if pid else time.time() - entry.stat().st_mtime > 3600:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    counts["unregistered"] += 1
+        return counts
 
     # -- reading -----------------------------------------------------------------------------------
     def _row(self, session, name: str, version: int | None) -> ModelVersionRow:

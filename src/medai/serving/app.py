@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -200,6 +201,27 @@ class ServiceState:
                         self._models.popitem(last=False)
         return model
 
+    def clean_leftovers(self) -> None:
+        """What a crash left behind: registrations that never committed, request uploads, job files."""
+        try:
+            counts = self.registry.cleanup()
+            if any(counts.values()):
+                log.warning("removed leftovers of interrupted registrations: %s", counts)
+        except Exception as exc:  # noqa: BLE001 - never keeps the service from starting
+            log.warning("registry cleanup failed: %s", type(exc).__name__)
+        cutoff = time.time() - max(600.0, 2 * self.settings.predict_timeout_s)
+        if self.uploads.is_dir():  # uploads live for one request; older ones were left by a crash
+            for entry in self.uploads.iterdir():
+                try:
+                    if entry.stat().st_mtime < cutoff:
+                        shutil.rmtree(entry, ignore_errors=True)
+                except OSError:
+                    pass
+        try:
+            self.jobs.purge()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("job cleanup failed: %s", type(exc).__name__)
+
     # --------------------------------------------------------------------------------------- jobs
 
     def run_job(self, row, folder: Path) -> bytes:
@@ -210,6 +232,7 @@ class ServiceState:
     def start(self) -> None:
         # a shared store that is down is reported now, not as failures on every request
         self.limiter.ping()
+        self.clean_leftovers()
         if self.settings.job_worker and self.worker is None:
             from medai.serving.jobs import JobWorker
 
@@ -428,10 +451,42 @@ def _extend_openapi(app: FastAPI) -> None:
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[model.__name__] = schema
+            _document_errors(doc)
             app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_ERRORS = {
+    "400": "the request could not be read",
+    "401": "no API key, or a key that is unknown, wrong, revoked or expired",
+    "403": "the key's role does not allow this",
+    "404": "no such model, version, job or route",
+    "405": "the route does not take this method",
+    "413": "the request body is over the size limit",
+    "415": "unsupported content type",
+    "422": "invalid input; `detail` says what, `errors` lists each field",
+    "429": "rate limit (per key) or too many failed authentications (per address); see Retry-After",
+    "503": "a service the API depends on (database, audit log, rate limiter) is unavailable; see Retry-After",
+    "504": "the model did not answer in time",
+}
+
+
+def _document_errors(doc: dict[str, Any]) -> None:
+    """Every operation answers errors as :class:`ErrorResponse` (``detail`` + ``errors``): document that for
+    every status the service can send, in place of FastAPI's own 422 shape, which the service never sends."""
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    for path_item in doc.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status, description in _ERRORS.items():
+                responses[status] = {"description": description, "content": content}
+    schemas = doc.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

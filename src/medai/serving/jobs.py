@@ -294,6 +294,17 @@ class JobStore:
                 select(JobRow.id, JobRow.finished_at).where(JobRow.status.in_(("done", "failed")))
             ).all()
         removed = 0
+        known = {job_id for job_id, _ in rows}
+        with self._sessions() as session:
+            known |= set(session.scalars(select(JobRow.id).where(JobRow.status.in_(("queued", "running")))))
+        stale = (now or _now()).timestamp() - 3600  # a folder whose job row was never written (a crash)
+        for entry in self.root.iterdir() if self.root.is_dir() else ():
+            try:
+                if entry.name not in known and entry.stat().st_mtime < stale:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                pass
         for job_id, finished in rows:
             folder = self.folder(job_id)
             if not folder.exists():
