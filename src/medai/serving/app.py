@@ -487,6 +487,14 @@ def _document_errors(doc: dict[str, Any]) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    # every route but /health takes `Authorization: Bearer <API key>`
+    doc.setdefault("components", {})["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "an API key from `medai keys create`"}
+    }
+    for path, path_item in doc.get("paths", {}).items():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and path != "/health":
+                operation["security"] = [{"apiKey": []}]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
