@@ -8,6 +8,9 @@ from __future__ import annotations
 import pytest
 from test_service_support import ROLES, service, start_service, wdbc_artifact, wdbc_rows  # noqa: F401
 
+from medai.client import ServiceError
+from medai.errors import MedAIError
+
 
 def _rows(svc):
     from medai.privacy.audit import AuditLog
@@ -245,15 +248,20 @@ def test_jobs_keep_no_phi(service, wdbc_rows, medai_home, tmp_path):
     bad_frame.to_csv(bad, index=False)
 
     done = client.wait_job(client.submit_job("wdbc", good)["id"], timeout=60)
-    failed = client.wait_job(client.submit_job("wdbc", bad)["id"], timeout=60)
-    assert done["status"] == "done" and failed["status"] == "failed"
-    assert "'mean texture'" in failed["error"] and "row 3" in failed["error"]
-    assert not any(p in failed["error"] for p in PLANTED)
-    assert str(medai_home) not in failed["error"]
+    with pytest.raises(ServiceError) as err:  # every cell is checked when the job is submitted
+        client.submit_job("wdbc", bad)
+    assert err.value.status_code == 422
+    assert "'mean texture'" in err.value.detail and "row 3" in err.value.detail
+    assert not any(p in err.value.detail for p in PLANTED)
+    # an error raised while a job runs is stored as one line without server paths
+    from medai.serving.jobs import public_error
+
+    stored = public_error(MedAIError(f"{medai_home}/jobs/abc/input.csv: column 'x' holds text\nsecond line"))
+    assert str(medai_home) not in stored and "input.csv" in stored and "\n" not in stored
+    assert done["status"] == "done"
     # inputs are gone once a job ends; the result stays
-    for info in (done, failed):
-        folder = service.state.jobs.folder(info["id"])
-        assert not (folder / "input.csv").exists() and not (folder / "input").exists()
+    folder = service.state.jobs.folder(done["id"])
+    assert not (folder / "input.csv").exists() and not (folder / "input").exists()
     assert client.job_result(done["id"]).count("\n") == 6
     # nothing stored anywhere under MEDAI_HOME holds the planted PHI (database, WAL, job folders, uploads)
     stored = _everything_stored(medai_home)

@@ -226,7 +226,13 @@ def test_file_model_detail_and_image_upload(file_service):
     detail = svc.client("viewer").model("scan")
     assert detail["input_kind"] == "files" and detail["classes"] == ["normal", "abnormal"]
     assert detail["file_input"]["kind"] == "image" and detail["input_schema"] is None
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (16, 16)).save(buffer, format="PNG")  # a real PNG: uploads are checked against their type
+    png = buffer.getvalue()
     r = svc.http.post(
         "/v1/models/scan/predict?explain=true",
         files=[("file", ("a.png", png, "image/png")), ("file", ("b.png", png, "image/png"))],

@@ -193,9 +193,46 @@ def _lenient_arff(text: str, path: Path) -> pd.DataFrame:
     return frame
 
 
+def _nul_row(data: bytes) -> int | None:
+    at = data.find(b"\x00")
+    return None if at < 0 else data.count(b"\n", 0, at)  # 0 = the header line
+
+
+def read_csv_strict(source: str | Path | bytes, label: str, sep: str = ",") -> pd.DataFrame:
+    """Read a delimited text table refusing what pandas would silently repair: NUL bytes (it drops them) and
+    a row with more fields than the header (it turns the leading columns into an index and shifts every
+    value of the table). :class:`MedAIError` naming ``label`` and the row (1 = the first record)."""
+    import io
+    import warnings
+
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    row = _nul_row(data)
+    if row is not None:
+        where = "the header" if row == 0 else f"row {row}"
+        raise MedAIError(f"{label}: {where} holds a NUL byte; expected a text table (CSV)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(io.BytesIO(data), sep=sep, index_col=False)
+    except pd.errors.ParserWarning:
+        raise MedAIError(f"{label}: {_ragged_row(data, sep)}") from None
+
+
+def _ragged_row(data: bytes, sep: str) -> str:
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""), delimiter=sep)
+    header = next(reader, [])
+    for number, fields in enumerate(reader, start=1):
+        if len(fields) > len(header):
+            return f"row {number} has {len(fields)} fields but the header has {len(header)}"
+    return "a row has more fields than the header"
+
+
 _READERS = {
-    "csv": lambda p: pd.read_csv(p),
-    "tsv": lambda p: pd.read_csv(p, sep="\t"),
+    "csv": lambda p: read_csv_strict(p, f"data file {p}"),
+    "tsv": lambda p: read_csv_strict(p, f"data file {p}", sep="\t"),
     "text": _read_text,
     "parquet": pd.read_parquet,
     "jsonl": lambda p: pd.read_json(p, lines=True),

@@ -208,6 +208,17 @@ def parse_bundle(payload: dict[str, Any]):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise MedAIError(f"invalid FHIR Bundle at {where or 'top level'}: {first.get('msg')}") from None
+    except Exception:  # noqa: BLE001 - fhir.resources raises KeyError for an unknown resourceType, ...
+        kinds = sorted(
+            {
+                str(e.get("resource", {}).get("resourceType"))[:40]
+                for e in payload.get("entry") or []
+                if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+            }
+        )
+        raise MedAIError(
+            f"invalid FHIR Bundle: an entry is not a valid FHIR R4 resource (resource types found: {kinds})"
+        ) from None
 
 
 def bundle_to_record(bundle, mapping: dict[str, Any], input_schema: list[dict[str, Any]]):

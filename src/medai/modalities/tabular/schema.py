@@ -113,6 +113,16 @@ def _rows(index_positions: np.ndarray, limit: int = 5) -> str:
     return f"row{'s' if len(index_positions) > 1 else ''} {shown}{more}"
 
 
+def _check_finite(values: np.ndarray, column: str, source: str) -> None:
+    """Infinite numbers (1e400 in a file, an overflowed export) are not measurements: name their rows."""
+    bad = np.flatnonzero(np.isinf(values))
+    if bad.size:
+        raise MedAIError(
+            f"{source}: column {column!r} must hold finite numbers but {_rows(bad)} "
+            f"{'hold' if bad.size > 1 else 'holds'} an infinite value"
+        )
+
+
 def coerce_features(frame: pd.DataFrame, schema: TabularSchema, source: str = "input") -> pd.DataFrame:
     """The feature columns of ``frame`` in the model's order and types, or a clear error.
 
@@ -128,7 +138,9 @@ def coerce_features(frame: pd.DataFrame, schema: TabularSchema, source: str = "i
             if pd.api.types.is_bool_dtype(series):
                 series = series.astype(float)
             if pd.api.types.is_numeric_dtype(series):
-                out[spec.name] = series.astype(float).to_numpy()
+                values = series.astype(float).to_numpy()
+                _check_finite(values, spec.name, source)
+                out[spec.name] = values
                 continue
             text = series.astype("string").str.strip()
             blank = text.isna() | text.isin(MISSING_TEXT)
@@ -139,7 +151,9 @@ def coerce_features(frame: pd.DataFrame, schema: TabularSchema, source: str = "i
                     f"{source}: column {spec.name!r} must be numeric but {_rows(bad)} "
                     f"{'hold' if bad.size > 1 else 'holds'} text"
                 )
-            out[spec.name] = numbers.astype(float).to_numpy()
+            values = numbers.astype(float).to_numpy()
+            _check_finite(values, spec.name, source)
+            out[spec.name] = values
         else:
             values = series.map(lambda v: np.nan if pd.isna(v) else label_text(v))
             out[spec.name] = values.astype(object).to_numpy()

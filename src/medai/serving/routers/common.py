@@ -222,9 +222,34 @@ def store_upload(
             f"{label}: unsupported file type {ctype or 'unknown'!s}; expected DICOM (.dcm) "
             f"or an image ({', '.join(IMAGE_SUFFIXES)})"
         )
+    sniff_image(data, suffix, label)
     path = dest / f"item-{index:05d}{suffix}"
     path.write_bytes(data)
     return path
+
+
+def sniff_image(data: bytes, suffix: str, label: str) -> None:
+    """Refuse an upload whose bytes are not the image format its name says, from its header only (nothing is
+    decoded here): :class:`UnsupportedMediaType` naming the upload."""
+    ok = True
+    if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+        from PIL import Image
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(data)) as img:
+                    ok = img.format in ("PNG", "JPEG", "TIFF", "BMP", "MPO")
+        except Exception:  # noqa: BLE001 - any failure to read the header: not that image
+            ok = False
+    elif suffix == ".npy":
+        ok = data[:6] == b"\x93NUMPY"
+    elif suffix == ".nii":
+        ok = (len(data) >= 348 and data[344:348] in (b"n+1\0", b"ni1\0")) or data[4:8] == b"n+2\0"
+    elif suffix == ".nii.gz":
+        ok = data[:2] == b"\x1f\x8b"
+    if not ok:
+        raise UnsupportedMediaType(f"{label}: the file is not the {suffix} image its name says")
 
 
 def store_zip(data: bytes, dest: Path, secret: bytes, max_total_bytes: int) -> list[Path]:

@@ -6,7 +6,6 @@ Permission ``jobs``; a key sees its own jobs (admins see all).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
@@ -46,10 +45,12 @@ _FORM_DOC = {
 
 
 def _check_csv(data: bytes, model) -> int:
-    import pandas as pd
+    from medai.data.tables import read_csv_strict
 
     try:
-        frame = pd.read_csv(io.BytesIO(data), nrows=None)
+        frame = read_csv_strict(data, "the uploaded CSV")
+    except MedAIError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pandas raises many kinds
         raise MedAIError(f"the uploaded file is not a readable CSV table ({type(exc).__name__})") from None
     if len(frame) == 0:
@@ -57,6 +58,9 @@ def _check_csv(data: bytes, model) -> int:
     missing = [c["name"] for c in model.input_fields if c["name"] not in frame.columns]
     if missing:
         raise MedAIError(f"the uploaded CSV is missing column(s) the model needs: {missing}")
+    check = getattr(model.modality, "inputs_from_frame", None)
+    if check is not None:  # every cell checked now: a bad table is a 422, not a failed job later
+        check(frame, model, "the uploaded CSV")
     return len(frame)
 
 
