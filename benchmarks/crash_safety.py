@@ -16,7 +16,12 @@ at a random moment once it is busy, and then checks what a restarted service wou
 - ``serve``: ``medai serve`` under load (8 connections, unique bodies) killed as a whole -> every request
   that got its answer has its audit row, and the chain verifies.
 
-    python benchmarks/crash_safety.py [--kills 100] [--serve-kills 10] [--phases register,artifact,job,audit,serve]
+    python benchmarks/crash_safety.py [--kills 100] [--serve-kills 10] [--real-job-kills 10]
+                                      [--phases register,artifact,job,audit,serve]
+
+The ``job`` phase kills workers running a light stand-in model (``--kills`` times: the job machinery — claim,
+lease, atomic result, input deletion — is what is under test, and each restart then costs no scikit-learn
+import) and then workers running the real model through the service's own job runner (``--real-job-kills``).
 
 Prints a table and writes benchmarks/results/crash_safety.json; exit status 1 if anything was lost.
 """
@@ -69,29 +74,39 @@ def child_artifact(home: Path, target: str) -> None:
 
 
 class LightModel:
-    """Stands in for a model in the short (test) version: reads the CSV columns, no scikit-learn import."""
+    """Stands in for a model in the short (test) version: reads the CSV, no scikit-learn/torch import."""
 
-    def predict_frame(self, frame, explain=False, source="input"):
+    def predict_csv(self, path: Path) -> bytes:
         import pandas as pd
 
+        frame = pd.read_csv(path)
         time.sleep(0.002 * len(frame) / 100)  # some work per row, so kills land mid-job
-        return pd.DataFrame({"probability": frame.iloc[:, 0] / (1 + frame.iloc[:, 0].abs()), "label": "x"})
+        first = frame.iloc[:, 0]
+        return pd.DataFrame({"probability": first / (1 + first.abs()), "label": "x"}).to_csv(index=False).encode()
 
 
 def child_job(home: Path, model_dir: str) -> None:
-    from medai.serving.jobs import JobStore, run_csv_job
+    from types import SimpleNamespace
+
+    from medai.serving.jobs import JobStore
 
     if model_dir == "light":
-        model = LightModel()
-    else:
-        from medai.models.loading import load_model
+        light = LightModel()
+
+        def predict(row, folder):
+            return light.predict_csv(folder / "input.csv")
+    else:  # the service's own job runner over the real model
+        from medai.road import load_model
+        from medai.serving.routers.jobs import run_job
 
         model = load_model(model_dir)
+        state = SimpleNamespace(registry=SimpleNamespace(get=lambda name, version: None),
+                                load_model=lambda record: model)
+
+        def predict(row, folder):
+            return run_job(state, row, folder)
+
     store = JobStore(lease_s=1.0, max_attempts=1000)
-
-    def predict(row, folder):
-        return run_csv_job(model, folder / "input.csv", False, row.id, chunk_rows=2000)
-
     print("ready", flush=True)
     while True:
         if store.run_one(predict) is None:
@@ -402,6 +417,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--serve-kills", type=int, default=10)
+    parser.add_argument("--real-job-kills", type=int, default=10)
     parser.add_argument("--phases", default=",".join(PHASES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child")
@@ -412,7 +428,11 @@ def main() -> int:
         fn = CHILDREN[args.child]
         fn(Path(args.home), *([args.arg] if args.arg else []))
         return 0
-    results = run(args.phases.split(","), args.kills, args.serve_kills, args.seed)
+    phases = args.phases.split(",")
+    results = run(phases, args.kills, args.serve_kills, args.seed, light_jobs=True)
+    if "job" in phases and args.real_job_kills:
+        real = run(["job"], args.real_job_kills, 0, args.seed + 1)
+        results["job (real model)"] = real["job"]
     print("| phase | kills | result | seconds |\n|---|---|---|---|")
     for phase, r in results.items():
         facts = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("kills", "seconds"))

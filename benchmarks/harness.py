@@ -45,9 +45,9 @@ def train_wdbc(home: Path) -> Path:
     """A breast-cancer (WDBC) tabular model registered as ``wdbc`` in ``home`` (about 3 s)."""
     out = home / "artifacts" / "wdbc"
     code = (
-        "from medai.workflows.tabular import TrainOptions, train_task_by_name\n"
+        "from medai.road import TrainOptions, train_task\n"
         "from medai.registry import Registry\n"
-        f"train_task_by_name('breast-cancer-wdbc', {str(out)!r}, "
+        f"train_task('breast-cancer-wdbc', {str(out)!r}, "
         "TrainOptions(seed=0, cv=None, n_boot=50, show_progress=False))\n"
         f"Registry().register({str(out)!r}, name='wdbc')\n"
     )
