@@ -43,7 +43,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import PY, offline_env  # noqa: E402
+from _harness import PY, offline_env  # noqa: E402
 
 PHASES = ("register", "artifact", "job", "audit", "serve")
 
@@ -299,7 +299,7 @@ def phase_serve(home: Path, kills: int, rng: random.Random) -> dict:
     import asyncio
 
     import httpx
-    from harness import Server, create_key, wdbc_rows
+    from _harness import Server, create_key, wdbc_rows
 
     from medai import db
     from medai.privacy.audit import AuditLog
@@ -360,7 +360,7 @@ def run(phases, kills: int, serve_kills: int, seed: int = 0, workdir: Path | Non
         light_jobs: bool = False, artifact: Path | None = None) -> dict:
     """Run ``phases``; their results. The test suite calls this with a few kills and ``light_jobs`` (job
     workers run a stand-in model, so that each restart costs no scikit-learn/torch import)."""
-    from harness import train_wdbc
+    from _harness import train_wdbc
 
     rng = random.Random(seed)
     results = {}

@@ -138,7 +138,7 @@ def main() -> int:
     import httpx
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from harness import Server, create_key, offline_env, train_wdbc
+    from _harness import Server, create_key, offline_env, train_wdbc
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=200, help="examples per operation and mode")

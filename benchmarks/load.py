@@ -33,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import Server, create_key, offline_env, train_wdbc, wdbc_rows  # noqa: E402
+from _harness import Server, create_key, offline_env, train_wdbc, wdbc_rows  # noqa: E402
 
 PLACEHOLDER = "987654.321"
 
