@@ -38,7 +38,8 @@ def test_artifact_layout_and_round_trip(artifact, trained):
     a = model.predict_table(frame.head(20), explain=True)
     b = load_model(artifact).predict_table(frame.head(20), explain=True)
     assert a.equals(b)
-    assert list(a.columns) == ["patient_id", "probability", "label", "prediction_set", "uncertain", "explanation"]
+    assert list(a.columns) == ["patient_id", "probability", "label", "prediction_set", "uncertain",
+                               "outside_training_data", "out_of_range", "explanation"]
     assert a["patient_id"].tolist() == frame["patient_id"].head(20).tolist()
     assert set(a["label"]) <= {"yes", "no"}
 

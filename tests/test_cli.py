@@ -51,7 +51,8 @@ def test_train_json_predict_explain_evaluate_and_registry(trained, files, tmp_pa
     code, stdout, _ = run(["predict", out, files / "new.csv", "-o", tmp_path / "p.csv"], capsys)
     assert code == 0
     predictions = (tmp_path / "p.csv").read_text().splitlines()
-    assert predictions[0] == "patient_id,probability,label,prediction_set,uncertain,explanation"
+    assert predictions[0] == ("patient_id,probability,label,prediction_set,uncertain,outside_training_data,"
+                              "out_of_range,explanation")
     assert len(predictions) == 7
     code, stdout, _ = run(["explain", out, files / "new.csv", "--json", "--top-k", "2"], capsys)
     rows = json.loads(stdout)

@@ -96,7 +96,7 @@ class FakeFileModel:
         self.seen.append(info)
         return info
 
-    def predict_files(self, paths: list[Path], explain: bool) -> list[dict]:
+    def predict_files(self, paths: list[Path], explain: bool, refuse_outside: bool = False) -> list[dict]:
         out = []
         for index, path in enumerate(paths):
             self._read(path)
@@ -112,7 +112,7 @@ class FakeFileModel:
             self._read(path)
         return list(paths)
 
-    def frame(self, inputs, explain: bool = False):
+    def frame(self, inputs, explain: bool = False, refuse_outside: bool = False):
         import pandas as pd
 
         return pd.DataFrame({inputs.id_name: inputs.ids, "probability": [0.3] * len(inputs.ids),

@@ -235,20 +235,25 @@ def predict(
     explain: Annotated[bool | None, typer.Option("--explain/--no-explain", help="Add a one-line explanation "
                                                  "(default: where the modality's explanation is cheap).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
+    out_of_range: Annotated[str, typer.Option(help="Records outside the training data or physiological limits: "
+                                                   "flag (a column says so) or refuse.")] = "flag",
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Predict each record: label or value, probabilities, the conformal set or interval, an explanation."""
     loaded = load(model)
     inputs = loaded.modality.read_inputs(Path(input_path), loaded, labelled=False, options=extra or {})
     explain = loaded.modality.explain_in_tables if explain is None else explain
+    if out_of_range not in ("flag", "refuse"):
+        raise MedAIError(f"--out-of-range must be flag or refuse, got {out_of_range!r}")
+    refuse = out_of_range == "refuse"
     if as_json:
-        items = loaded.predict(inputs.X, explain=explain, top_k=top_k)
+        items = loaded.predict(inputs.X, explain=explain, top_k=top_k, refuse_outside=refuse)
         for item, record_id in zip(items, inputs.ids or [None] * len(items), strict=True):
             item.pop("explanation_png_base64", None)
             if record_id is not None:
                 item[inputs.id_name] = record_id
         return print_json(items)
-    frame = loaded.frame(inputs, explain=explain, top_k=top_k)
+    frame = loaded.frame(inputs, explain=explain, top_k=top_k, refuse_outside=refuse)
     if output is None:
         sys.stdout.write(frame.to_csv(index=False))
         return None

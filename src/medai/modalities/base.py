@@ -152,9 +152,12 @@ class Modality:
         """A numeric representation of records (for a conformal difficulty estimate), or ``None``."""
         return None
 
-    def record_extras(self, model: Model, X) -> dict[str, list[Any]]:
+    def record_extras(self, model: Model, X, records: list[dict[str, Any]] | None = None) -> dict[str, list[Any]]:
         """Per-record fields added to every prediction (JSON item and CSV column), e.g. an applicability
-        domain: ``{"in_domain": [...], "nearest_train_similarity": [...]}``."""
+        domain: ``{"in_domain": [...], "nearest_train_similarity": [...]}``. By convention
+        ``outside_training_data`` (bool per record) flags records the model cannot vouch for, with the reasons in
+        ``out_of_range``; the road refuses those records when the user asks it to. ``X`` is ``None`` only when
+        the service scored validated JSON ``records`` on the modality's fast path (``records_scores``)."""
         return {}
 
     def records_scores(self, model: Model, records: list[dict[str, Any]]) -> np.ndarray | None:

@@ -102,41 +102,53 @@ class Model:
                 item.update(prediction_set=members, uncertain=len(members) != 1)
         return items
 
-    def predict(self, X, explain: bool = False, top_k: int = 3) -> list[dict[str, Any]]:
+    def predict(self, X, explain: bool = False, top_k: int = 3, refuse_outside: bool = False) -> list[dict[str, Any]]:
+        extras = self.extras(X, refuse=refuse_outside)
         items = self.items(self.scores(X), X)
-        return self._with_explanations(items, X, explain, top_k)
+        return self._finish(items, X, extras, explain, top_k)
 
-    def _with_extras(self, items: list[dict[str, Any]], X) -> list[dict[str, Any]]:
-        for name, values in self.modality.record_extras(self, X).items():
-            for item, value in zip(items, values, strict=True):
-                item[name] = value
-        return items
+    def extras(self, X, records=None, refuse: bool = False) -> dict[str, list[Any]]:
+        """The modality's per-record fields (``record_extras``). A modality flags the records it cannot vouch
+        for in ``outside_training_data`` (and says why in ``out_of_range``); with ``refuse`` they are an error
+        naming the records and fields, never their values."""
+        extras = (self.modality.record_extras(self, X) if X is not None
+                  else self.modality.record_extras(self, None, records=records))
+        flags = extras.get("outside_training_data") or []
+        if refuse and any(flags):
+            rows = [i for i, flag in enumerate(flags) if flag]
+            reasons = extras.get("out_of_range") or [[] for _ in flags]
+            detail = "; ".join(f"record {i}: {', '.join(reasons[i]) or 'outside'}" for i in rows[:5])
+            raise MedAIError(f"{len(rows)} record(s) lie outside the model's training data ({detail}); refused "
+                             "(ask for flagged predictions instead to get them with a warning)")
+        return extras
 
-    def predict_records(self, records: list[dict[str, Any]], explain: bool = False, top_k: int = 5) -> list[dict]:
+    def predict_records(self, records: list[dict[str, Any]], explain: bool = False, top_k: int = 5,
+                        refuse_outside: bool = False) -> list[dict]:
         """The service's path for validated JSON records (a modality may offer a faster scorer)."""
         s = self.modality.records_scores(self, records)
-        from medai.modalities.base import Modality
-
-        needs_inputs = (s is None or explain or (self.conformal is not None and self.conformal.mode == "normalized")
-                        or type(self.modality).record_extras is not Modality.record_extras)
+        needs_inputs = s is None or explain or (self.conformal is not None and self.conformal.mode == "normalized")
         X = self.modality.inputs_from_records(records, self) if needs_inputs else None
+        extras = self.extras(X, records, refuse=refuse_outside)
         items = self.items(self.scores(X) if s is None else s, X)
-        return self._with_explanations(items, X, explain, top_k)
+        return self._finish(items, X, extras, explain, top_k)
 
-    def predict_table(self, frame: pd.DataFrame, explain: bool = False, top_k: int = 3) -> pd.DataFrame:
+    def predict_table(self, frame: pd.DataFrame, explain: bool = False, top_k: int = 3,
+                      refuse_outside: bool = False) -> pd.DataFrame:
         """Predictions for a DataFrame of records (the Python API of records models)."""
-        return self.frame(self.modality.inputs_from_frame(frame, self, "table"), explain=explain, top_k=top_k)
+        return self.frame(self.modality.inputs_from_frame(frame, self, "table"), explain=explain, top_k=top_k,
+                          refuse_outside=refuse_outside)
 
-    def predict_files(self, paths: list[Path], explain: bool = False) -> list[dict[str, Any]]:
+    def predict_files(self, paths: list[Path], explain: bool = False, refuse_outside: bool = False) -> list[dict]:
         X = self.modality.inputs_from_files([Path(p) for p in paths], self)
-        items = self.predict(X, explain)
+        items = self.predict(X, explain, refuse_outside=refuse_outside)
         for item, path in zip(items, paths, strict=True):
             item["file"] = Path(path).name
         return items
 
-    def _with_explanations(self, items, X, explain: bool, top_k: int) -> list[dict[str, Any]]:
-        if X is not None:
-            self._with_extras(items, X)
+    def _finish(self, items, X, extras: dict[str, list[Any]], explain: bool, top_k: int) -> list[dict[str, Any]]:
+        for name, values in extras.items():
+            for item, value in zip(items, values, strict=True):
+                item[name] = value
         if explain:
             for item, explanation in zip(items, self.modality.explain(self, X, top_k), strict=True):
                 item.update(explanation_json(explanation))
@@ -144,8 +156,10 @@ class Model:
             item["index"] = i
         return items
 
-    def frame(self, inputs: Inputs, explain: bool = False, top_k: int = 3) -> pd.DataFrame:
+    def frame(self, inputs: Inputs, explain: bool = False, top_k: int = 3, refuse_outside: bool = False
+              ) -> pd.DataFrame:
         """Predictions as a table (one row per record): ``medai predict`` and batch jobs write it as CSV."""
+        extras = self.extras(inputs.X, refuse=refuse_outside)
         s = self.scores(inputs.X)
         out = pd.DataFrame(index=range(len(inputs)))
         if inputs.ids is not None:
@@ -160,8 +174,8 @@ class Model:
             else:
                 out["prediction_set"] = [";".join(item["prediction_set"]) for item in items]
                 out["uncertain"] = [item["uncertain"] for item in items]
-        for name, values in self.modality.record_extras(self, inputs.X).items():
-            out[name] = list(values)
+        for name, values in extras.items():
+            out[name] = [";".join(map(str, v)) if isinstance(v, list | tuple) else v for v in values]
         if explain:
             out["explanation"] = [e.get("summary", "") for e in self.modality.explain(self, inputs.X, top_k)]
         return out

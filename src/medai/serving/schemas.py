@@ -107,6 +107,9 @@ class Prediction(BaseModel):
     interval: Interval | None = Field(None, description="conformal interval (regression)")
     coverage: float | None = Field(None, description="nominal coverage of the set or interval")
     uncertain: bool | None = Field(None, description="the set holds other than one class: uncertain - refer")
+    outside_training_data: bool | None = Field(None, description="the record lies outside what the model saw in "
+                                               "training (or outside physiological limits): do not trust blindly")
+    out_of_range: list[str] | None = Field(None, description="why the record is outside (fields, never values)")
     contributions: list[Contribution] | None = None
     explains: str | None = Field(None, description="what the explanation is about")
     summary: str | None = None

@@ -57,11 +57,12 @@ class TabularModality(Modality):
 
         spec = get_dataset(task.dataset)
         return self.dataset(spec.load(), target_columns(task.target), options, source=spec.name, license=spec.license,
-                            citation=spec.citation, categorical=list(task.categorical), subgroups=list(task.subgroups))
+                            citation=spec.citation, categorical=list(task.categorical), subgroups=list(task.subgroups),
+                            limits=task.options.get("limits"))
 
     def dataset(self, frame: pd.DataFrame, targets: list[str], options, *, source: str, license: str = "user data",
                 citation: str = "", categorical: list[str] | None = None,
-                subgroups: list[str] | None = None) -> Dataset:
+                subgroups: list[str] | None = None, limits: dict | None = None) -> Dataset:
         missing = [t for t in targets if t not in frame.columns]
         if missing:
             raise MedAIError(f"target column {missing[0]!r} is not in {source}; columns are: {list(frame.columns)}")
@@ -73,7 +74,7 @@ class TabularModality(Modality):
         if frame.empty:
             raise MedAIError(f"{source} has no records with a value of {', '.join(targets)}")
         schema = infer_schema(frame, targets, id_column=options.id_column, group_column=options.group_column,
-                              categorical=categorical, source=source)
+                              categorical=categorical, limits=limits, source=source)
         notes += [f"Column {column!r} was not used: {reason}." for column, reason in schema.dropped.items()]
         X = coerce_features(frame, schema, source)
         missing_rate = float(X.isna().to_numpy().mean())
@@ -154,6 +155,17 @@ class TabularModality(Modality):
 
     def embed(self, learner, X) -> np.ndarray:
         return learner.transform(X)
+
+    def record_extras(self, model, X, records=None) -> dict[str, list]:
+        from medai.modalities.tabular.schema import range_flags
+
+        rows = records if X is None else [
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in X.to_dict(orient="records")]
+        if "schema" not in model.cache:
+            model.cache["schema"] = TabularSchema.from_json(model.input_schema)
+        flags, reasons = range_flags(model.cache["schema"], rows)
+        return {"outside_training_data": flags, "out_of_range": reasons}
 
     def records_scores(self, model, records) -> np.ndarray | None:
         from medai.modalities.tabular.compiled import compile_learner, typed_arrays

@@ -26,6 +26,8 @@ class ColumnSpec:
     categories: list[str] = field(default_factory=list)
     min: float | None = None  # range seen in the training file (numeric columns)
     max: float | None = None
+    low: float | None = None  # physiological limits a task declares (values beyond them are impossible)
+    high: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -69,6 +71,7 @@ def infer_schema(
     id_column: str | None = None,
     group_column: str | None = None,
     categorical: list[str] | None = None,
+    limits: dict[str, tuple[float | None, float | None]] | None = None,
     source: str = "data",
 ) -> TabularSchema:
     """Describe the feature columns of a training table (every column but ``exclude``, the id and the group);
@@ -100,8 +103,10 @@ def infer_schema(
             numbers = pd.to_numeric(series.astype("string").str.strip().where(lambda s: ~s.isin(MISSING_TEXT))
                                     if not pd.api.types.is_numeric_dtype(series) else series, errors="coerce")
             finite = numbers[np.isfinite(numbers.astype(float))]
+            limits = limits or {}
+            low, high = limits.get(name, limits.get("*", (None, None)))  # "*": every numeric column
             features.append(ColumnSpec(name, "numeric", min=float(finite.min()) if len(finite) else None,
-                                       max=float(finite.max()) if len(finite) else None))
+                                       max=float(finite.max()) if len(finite) else None, low=low, high=high))
     if not features:
         raise MedAIError(f"{source} has no usable feature columns besides {exclude}")
     return TabularSchema(features=features, id_column=id_column, group_column=group_column, dropped=dropped)
@@ -171,3 +176,29 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 def row_keys(X: pd.DataFrame) -> np.ndarray:
     """One hash per record over its feature values (duplicates across splits)."""
     return pd.util.hash_pandas_object(X.astype(str), index=False).to_numpy()
+
+
+def range_flags(schema: TabularSchema, rows: list[dict]) -> tuple[list[bool], list[list[str]]]:
+    """For each record (a dict of typed values), whether it lies outside what the model saw in training, and
+    why: a value outside a declared physiological limit or outside the training range, or no value at all.
+    Reasons name fields and directions, never values."""
+    flags, reasons = [], []
+    numeric = [c for c in schema.features if c.kind == "numeric"]
+    for row in rows:
+        why = []
+        for spec in numeric:
+            value = row.get(spec.name)
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                continue
+            if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
+                why.append(f"{spec.name} outside its physiological limits")
+            elif spec.min is not None and value < spec.min:
+                why.append(f"{spec.name} below the training range")
+            elif spec.max is not None and value > spec.max:
+                why.append(f"{spec.name} above the training range")
+        if all(row.get(c.name) is None or (isinstance(row.get(c.name), float) and np.isnan(row[c.name]))
+               for c in schema.features):
+            why.append("every field missing")
+        flags.append(bool(why))
+        reasons.append(why)
+    return flags, reasons

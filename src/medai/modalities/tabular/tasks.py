@@ -2,6 +2,12 @@
 
 from medai.tasks import SplitProtocol, Task, register_task
 
+# Values beyond these are not physiological: a prediction from them is refused or flagged, never trusted.
+CLEVELAND_LIMITS = {"age": (0, 120), "trestbps": (40, 300), "chol": (40, 1200), "thalach": (30, 250),
+                    "oldpeak": (-5, 15), "ca": (0, 3)}
+PIMA_LIMITS = {"pregnancies": (0, 30), "glucose": (10, 700), "blood_pressure": (10, 250), "skin_thickness": (0, 120),
+               "insulin": (0, 2000), "bmi": (8, 100), "diabetes_pedigree": (0, 5), "age": (0, 120)}
+
 register_task(Task(
     name="breast-cancer-wdbc",
     modality="tabular",
@@ -12,6 +18,7 @@ register_task(Task(
     description="Malignant vs benign breast mass from fine-needle aspirate cytology features",
     intended_use="Decision support for cytopathologists reading breast FNA; not a stand-alone diagnosis.",
     default_learner="logistic",
+    options={"limits": {"*": (0.0, None)}},  # sizes, areas, textures: none can be negative
 ))
 
 register_task(Task(
@@ -27,6 +34,7 @@ register_task(Task(
     intended_use="Pre-test risk of coronary artery disease in adults referred for angiography.",
     split=SplitProtocol(cv="5x5"),
     default_learner="logistic",
+    options={"limits": CLEVELAND_LIMITS},
 ))
 
 register_task(Task(
@@ -41,6 +49,7 @@ register_task(Task(
     intended_use="Screening-risk estimate for type 2 diabetes in adult Pima women; other populations untested.",
     split=SplitProtocol(cv="5x5"),
     default_learner="logistic",
+    options={"limits": PIMA_LIMITS},
 ))
 
 register_task(Task(
@@ -55,6 +64,7 @@ register_task(Task(
     intended_use="Research on graded coronary disease risk; the grades 1-4 are small groups.",
     split=SplitProtocol(cv="5x3"),
     default_learner="logistic",
+    options={"limits": CLEVELAND_LIMITS},
 ))
 
 register_task(Task(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -55,10 +55,12 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def record_predictions(model, records: list[dict[str, Any]], explain: bool, top_k: int = 5) -> list[dict]:
+def record_predictions(model, records: list[dict[str, Any]], explain: bool, top_k: int = 5,
+                       refuse_outside: bool = False) -> list[dict]:
     """Predictions for JSON records (records contract), validated against the model's input fields."""
     validate_records(records, model.input_fields)
-    return check_predictions(model.predict_records(records, explain=explain, top_k=top_k))
+    return check_predictions(model.predict_records(records, explain=explain, top_k=top_k,
+                                                   refuse_outside=refuse_outside))
 
 
 def resolve(state, name: str, version: int | None):
@@ -85,7 +87,12 @@ async def load(state, record):
     return model if model is not None else await run_in_threadpool(state.load_model, record)
 
 
-async def _predict(request: Request, name: str, version: int | None, explain: bool) -> dict:
+OutOfRange = Annotated[Literal["flag", "refuse"], Query(
+    description="records outside the model's training data (or physiological limits): flag them in the answer "
+                "(default) or refuse the request with 422")]
+
+
+async def _predict(request: Request, name: str, version: int | None, explain: bool, out_of_range: str) -> dict:
     state = request.app.state.medai
     box = audit_box(request)
     box["action"], box["model"] = ("explain" if explain else "predict"), name
@@ -109,6 +116,7 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
         expected = ('application/json {"records": [...]}' if contract == RECORDS
                     else "multipart/form-data files in the field 'file'")
         raise UnsupportedMediaType(f"model {name!r} ({model.family}) takes {expected}")
+    refuse = out_of_range == "refuse"
     if contract == RECORDS:
         try:
             payload = PredictRequest.model_validate_json(body)
@@ -116,9 +124,9 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
             raise RequestValidationError([dict(e, loc=("body", *e["loc"])) for e in exc.errors()]) from None
         if model.fast_records and not explain:
             # a fast path takes microseconds a record: a thread hop would cost more than the work
-            predictions = record_predictions(model, payload.records, explain)
+            predictions = record_predictions(model, payload.records, explain, 5, refuse)
         else:  # the learner or an explanation can take a while: in a thread, under the timeout
-            predictions = await call_model(state, record_predictions, model, payload.records, explain)
+            predictions = await call_model(state, record_predictions, model, payload.records, explain, 5, refuse)
         box["detail"] = {"records": len(payload.records)}
         body = dict(result, predictions=predictions)
         if explain:
@@ -141,7 +149,7 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
                     store_upload, data, upload.filename, upload.content_type, folder, i, state.deid_secret
                 )
             )
-        items = await call_model(state, model.predict_files, paths, explain)
+        items = await call_model(state, model.predict_files, paths, explain, refuse)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     box["detail"] = {"files": len(paths)}
@@ -157,8 +165,8 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
     openapi_extra=_BODY_DOC,
     summary="Predict with the default version (production, else newest)",
 )
-async def predict(name: str, request: Request, explain: bool = False) -> dict:
-    return await _predict(request, name, None, explain)
+async def predict(name: str, request: Request, explain: bool = False, out_of_range: OutOfRange = "flag") -> dict:
+    return await _predict(request, name, None, explain, out_of_range)
 
 
 @router.post(
@@ -168,5 +176,6 @@ async def predict(name: str, request: Request, explain: bool = False) -> dict:
     openapi_extra=_BODY_DOC,
     summary="Predict with one version",
 )
-async def predict_version(name: str, version: int, request: Request, explain: bool = False) -> dict:
-    return await _predict(request, name, version, explain)
+async def predict_version(name: str, version: int, request: Request, explain: bool = False,
+                          out_of_range: OutOfRange = "flag") -> dict:
+    return await _predict(request, name, version, explain, out_of_range)
