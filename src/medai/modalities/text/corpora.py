@@ -14,7 +14,7 @@ from pathlib import Path
 from medai.errors import MedAIError
 from medai.modalities.text.tokens import Token, bio_to_spans, repair_bio
 
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # one note or abstract; a larger file is refused with a clear error
 BIO_TAG = re.compile(r"^(O|[BIES]-\S.*)$")
 PUBTATOR_TITLE = re.compile(r"^([^|\t]+)\|t\|(.*)$")
 PUBTATOR_ABSTRACT = re.compile(r"^([^|\t]+)\|a\|(.*)$")

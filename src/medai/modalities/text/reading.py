@@ -27,8 +27,9 @@ def looks_like_free_text(series: pd.Series) -> bool:
         return False
     sample = values.head(500)
     words = sample.str.split().map(len)
+    distinct = sample.nunique()
     return bool(sample.str.len().mean() >= MIN_TEXT_CHARS and words.mean() >= 4 and
-                sample.nunique() >= 0.5 * len(sample))
+                (distinct > 50 or distinct >= 0.3 * len(sample)))
 
 
 def text_columns(frame: pd.DataFrame, exclude=()) -> list[str]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 SENTENCE_END = {".", "!", "?", ";"}
+ABBREVIATIONS = {"dr", "dra", "mr", "mrs", "ms", "sr", "sra", "jr", "st", "apt", "prof", "no", "nº", "vs", "etc",
+                 "fig", "ave", "rd", "blvd", "dña", "d"}
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,9 @@ def tokenize(text: str) -> list[Token]:
 
 
 def segments(tokens: list[Token], text: str, max_len: int = 200, keep_together=()) -> list[tuple[int, int]]:
-    """Token ranges ``[a, b)`` of sentence-like segments: a break after a sentence end followed by a line break
-    or an upper-case letter, and after every ``max_len`` tokens. ``keep_together`` lists ``(first, last)``
+    """Token ranges ``[a, b)`` of sentence-like segments: a break at a blank line, after a sentence end followed
+    by a line break or an upper-case letter, and after every ``max_len`` tokens (a single line break is no
+    boundary: addresses span lines). ``keep_together`` lists ``(first, last)``
     token ranges (gold spans) that no break may cut."""
     protected = set()
     for first, last in keep_together:
@@ -40,7 +43,10 @@ def segments(tokens: list[Token], text: str, max_len: int = 200, keep_together=(
             break
         nxt = tokens[i + 1]
         gap = text[token.end:nxt.start]
-        boundary = ("\n" in gap) or (token.text in SENTENCE_END and gap and nxt.text[:1].isupper())
+        before = tokens[i - 1].text if i else ""
+        abbreviation = token.text == "." and (len(before) == 1 or before.lower() in ABBREVIATIONS)
+        boundary = gap.count("\n") >= 2 or (token.text in SENTENCE_END and not abbreviation and (
+            "\n" in gap or (gap and nxt.text[:1].isupper())))
         if (boundary or i + 1 - start >= max_len) and i not in protected:
             out.append((start, i + 1))
             start = i + 1
