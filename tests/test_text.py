@@ -136,6 +136,28 @@ def test_entity_model_from_brat_with_val_data_and_evaluate_contract(tmp_path, ca
     entities = json.loads(stdout)[0]["entities"]
     assert {(e["label"], e["text"]) for e in entities} >= {("NOMBRE", "Elena Navarro"), ("FECHAS", "02/03/2011")}
 
+    from fastapi.testclient import TestClient
+
+    from medai.modalities.text.deid.detect import Detector
+    from medai.registry import Registry
+    from medai.serving.app import Settings, create_app
+
+    Registry().register(tmp_path / "ner", name="ner")
+    app = create_app(Settings(job_worker=False, rate_limit=100_000))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        _, key = app.state.medai.keys.create("c", "clinician")
+        headers = {"Authorization": f"Bearer {key}"}
+        text = "Paciente: Luis Ruiz.\nVive en Bilbao. Ingreso el 09/10/2012 por tos persistente."
+        answer = http.post("/v1/models/ner/predict?explain=true", json={"records": [{"text": text}]}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        item = answer.json()["predictions"][0]
+        assert ("NOMBRE", "Luis Ruiz") in {(e["label"], e["text"]) for e in item["entities"]}
+        assert item["highlights"] and answer.json()["kind"] == "entities"
+        bad = http.post("/v1/models/ner/predict", json={"records": [{"note": text}]}, headers=headers)
+        assert bad.status_code == 422 and "text" in bad.json()["detail"]
+    found = Detector(model=tmp_path / "ner", use_spacy=False).analyze([text])[0]
+    assert any(f.source == "model" and f.detail == "NOMBRE" and text[f.start:f.end] == "Luis Ruiz" for f in found)
+
 
 def test_conll_and_pubtator_train_end_to_end(tmp_path, capsys):
     write_conll(tmp_path / "train.conll", 40)

@@ -101,3 +101,14 @@ def test_fine_tune_local_folder_for_documents_and_entities(tmp_path, capsys, tin
     assert metrics["kind"] == "entities" and set(metrics["per_type"]) <= {"NOMBRE", "TERRITORIO", "FECHAS"}
     code, stdout, err = run(["evaluate", tmp_path / "tok", "--data", tmp_path / "dev", "--json"], capsys)
     assert code == 0 and "f1" in json.loads(stdout)["test"], err
+
+
+def test_bilstm_crf_trains_saves_and_reloads(tmp_path, capsys):
+    write_brat(tmp_path / "train", 20, seed=5)
+    write_brat(tmp_path / "dev", 8, seed=6)
+    metrics = _train(["--data", tmp_path / "train", "--val-data", tmp_path / "dev", "--learner", "bilstm-crf",
+                      "--epochs", "2"], capsys, tmp_path, "bl")
+    assert metrics["learner"] == "bilstm-crf" and metrics["kind"] == "entities"
+    assert {p.name for p in (tmp_path / "bl/text").iterdir()} == {"weights.safetensors", "learner.json"}
+    code, stdout, err = run(["evaluate", tmp_path / "bl", "--data", tmp_path / "dev", "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["test"]["f1"]["value"] == metrics["test"]["f1"]["value"], err
