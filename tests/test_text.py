@@ -209,3 +209,17 @@ def test_learner_does_not_fit_kind_and_pretrained_needs_folder(tmp_path, capsys)
     code, _, err = run([*base, "--learner", "transformer", "--pretrained", tmp_path / "nope"], capsys)
     assert code == 2 and "not a Hugging Face model folder" in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_multilabel_notes(tmp_path, capsys):
+    notes_table(tmp_path / "notes.csv", 120)
+    frame = pd.read_csv(tmp_path / "notes.csv")
+    frame["labels"] = [f"{label};urgent" if i % 3 == 0 else label for i, label in enumerate(frame["label"])]
+    frame.drop(columns="label").to_csv(tmp_path / "multi.csv", index=False)
+    code, stdout, err = run(["train", "--data", tmp_path / "multi.csv", "--target", "labels", "--id-column",
+                             "note_id", "--out", tmp_path / "ml", "--json"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["kind"] == "multilabel" and metrics["target"]["classes"] == ["cardiac", "neuro", "urgent"]
+    code, stdout, err = run(["predict", tmp_path / "ml", tmp_path / "multi.csv", "--json"], capsys)
+    assert code == 0 and "labels" in json.loads(stdout)[0], err
