@@ -42,9 +42,9 @@ def _train(args, capsys, tmp_path, name):
 
 
 def test_rnn_classifier_trains_reloads_explains_and_exports_int8(tmp_path, capsys):
-    notes_table(tmp_path / "notes.csv", 120)
+    notes_table(tmp_path / "notes.csv", 100)
     metrics = _train(["--data", tmp_path / "notes.csv", "--target", "label", "--positive-label", "cardiac",
-                      "--id-column", "note_id", "--learner", "rnn", "--epochs", "6"], capsys, tmp_path, "rnn")
+                      "--id-column", "note_id", "--learner", "rnn", "--epochs", "5"], capsys, tmp_path, "rnn")
     assert metrics["learner"] == "rnn" and metrics["test"]["auroc"]["value"] > 0.8
     files = {p.name for p in (tmp_path / "rnn/text").iterdir()}
     assert files == {"weights.safetensors", "learner.json"}
@@ -87,17 +87,17 @@ def test_minilm_embeddings_classify(tmp_path, capsys):
 
 
 def test_fine_tune_local_folder_for_documents_and_entities(tmp_path, capsys, tiny_bert):
-    notes_table(tmp_path / "notes.csv", 80)
+    notes_table(tmp_path / "notes.csv", 60)
     metrics = _train(["--data", tmp_path / "notes.csv", "--target", "label", "--positive-label", "cardiac",
                       "--id-column", "note_id", "--learner", "transformer", "--pretrained", tiny_bert,
-                      "--epochs", "4"], capsys, tmp_path, "seq")
+                      "--epochs", "2"], capsys, tmp_path, "seq")
     assert metrics["learner"] == "transformer" and metrics["test"]["auroc"]["value"] is not None
     saved = {p.name for p in (tmp_path / "seq/text").iterdir()}
     assert "model.safetensors" in saved and "learner.json" in saved and not any(n.endswith(".bin") for n in saved)
-    write_brat(tmp_path / "train", 40, seed=3)
-    write_brat(tmp_path / "dev", 10, seed=4)
+    write_brat(tmp_path / "train", 24, seed=3)
+    write_brat(tmp_path / "dev", 8, seed=4)
     metrics = _train(["--data", tmp_path / "train", "--val-data", tmp_path / "dev", "--kind", "entities", "--learner",
-                      "transformer", "--pretrained", tiny_bert, "--epochs", "3"], capsys, tmp_path, "tok")
+                      "transformer", "--pretrained", tiny_bert, "--epochs", "2"], capsys, tmp_path, "tok")
     assert metrics["kind"] == "entities" and set(metrics["per_type"]) <= {"NOMBRE", "TERRITORIO", "FECHAS"}
     code, stdout, err = run(["evaluate", tmp_path / "tok", "--data", tmp_path / "dev", "--json"], capsys)
     assert code == 0 and "f1" in json.loads(stdout)["test"], err

@@ -56,7 +56,7 @@ class _Trainer:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
-                total += float(loss)
+                total += float(loss.detach())
             record = {"epoch": epoch + 1, "train_loss": round(total / max(len(batches), 1), 5)}
             if val_batches:
                 model.eval()
