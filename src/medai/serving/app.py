@@ -530,6 +530,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (models, predict, jobs, fhir, admin, meta):
         app.include_router(module.router, prefix="/v1")
+    from medai.modalities import list_modalities
+
+    for modality in list_modalities():  # a modality's own routes, each router with its own role dependency
+        for extra_router in modality.routers():
+            app.include_router(extra_router, prefix="/v1")
     _install_error_handlers(app)
     _extend_openapi(app)
     # outermost last: body limit -> CORS -> audit (row committed before each answer) -> generic 500 ->

@@ -8,6 +8,8 @@ A :class:`TargetSpec` is the one description of a target that every stage of the
 - ``multilabel``: ``classes`` are the label names; ``y`` is an ``(n, L)`` float array of 0/1 with NaN where a
   label is unknown for a record (a record may carry several labels).
 - ``regression``: ``y`` is a float array.
+- ``entities``: ``classes`` are the entity types; ``y`` is an object array holding, per document, the list of its
+  ``(start, end, type)`` character spans (end exclusive).
 
 Kinds that later modalities bring (``survival``, ``treatment-effect``) fit the same slot.
 """
@@ -22,8 +24,8 @@ import pandas as pd
 
 from medai.errors import MedAIError
 
-KINDS = ("binary", "multiclass", "multilabel", "regression", "survival", "treatment-effect")
-ROAD_KINDS = ("binary", "multiclass", "multilabel", "regression")
+KINDS = ("binary", "multiclass", "multilabel", "regression", "entities", "survival", "treatment-effect")
+ROAD_KINDS = ("binary", "multiclass", "multilabel", "regression", "entities")
 # Pairs whose positive member nobody would dispute; anything else (1/2, two names) must be named.
 OBVIOUS_PAIRS = {
     ("0", "1"): "1", ("no", "yes"): "yes", ("n", "y"): "y", ("false", "true"): "true", ("f", "t"): "t",
@@ -78,6 +80,8 @@ class TargetSpec:
             return _numbers(pd.Series(values).reset_index(drop=True), self.column, source)
         if self.kind == "multilabel":
             return _label_matrix(values, self.classes, self.column, source)
+        if self.kind == "entities":
+            return span_lists(values, source)
         texts = pd.Series(values).reset_index(drop=True).map(label_text)
         index = {c: i for i, c in enumerate(self.classes)}
         codes = texts.map(index)
@@ -199,6 +203,13 @@ def infer_target(values, column: str, kind: str | None = None, positive_label: s
         _label_matrix(values, list(values.columns), column, source)  # checks the cells
         return TargetSpec("multilabel", column, [str(c) for c in values.columns],
                           how=f"{values.shape[1]} target columns: one label each (multilabel)")
+    if kind == "entities" or (kind is None and _looks_like_spans(values)):
+        spans = span_lists(values, source)
+        types = sorted({span[2] for doc in spans for span in doc}, key=_natural)
+        if not types:
+            raise MedAIError(f"{source}: no document has an entity span; an entity model needs annotated spans")
+        return TargetSpec("entities", column, types, how=kind_how if kind else "character spans per document "
+                          f"({sum(map(len, spans))} spans of {len(types)} types)")
     series = pd.Series(values).reset_index(drop=True)
     if series.empty:
         raise MedAIError(f"{source}: target {column!r} has no labelled records")
@@ -252,6 +263,32 @@ def infer_target(values, column: str, kind: str | None = None, positive_label: s
         raise MedAIError(f"{source}: target {column!r} holds fractional numbers; classes need whole numbers or "
                          "names (use --kind regression)")
     return TargetSpec("multiclass", column, order, how=how)
+
+
+def _looks_like_spans(values) -> bool:
+    values = list(values) if not isinstance(values, pd.DataFrame) else []
+    return bool(values) and all(isinstance(v, list | tuple) and all(isinstance(s, list | tuple) and len(s) == 3
+                                                                    for s in v) for v in values[:50])
+
+
+def span_lists(values, source: str = "data") -> np.ndarray:
+    """Per document, its ``(start, end, type)`` spans -> an object array of lists of tuples (checked)."""
+    out = np.empty(len(values), dtype=object)
+    for i, doc in enumerate(values):
+        if not isinstance(doc, list | tuple):
+            raise MedAIError(f"{source}: document {i + 1} has no list of entity spans (got {type(doc).__name__})")
+        spans = []
+        for span in doc:
+            try:
+                start, end, label = int(span[0]), int(span[1]), str(span[2])
+            except (TypeError, ValueError, IndexError):
+                raise MedAIError(f"{source}: document {i + 1} has an entity span that is not (start, end, type): "
+                                 f"{span!r}") from None
+            if not 0 <= start < end:
+                raise MedAIError(f"{source}: document {i + 1} has an empty or negative span {start}-{end}")
+            spans.append((start, end, label))
+        out[i] = spans
+    return out
 
 
 def _natural(text: str):

@@ -8,7 +8,8 @@ from typing import Any
 
 from medai.tasks.kinds import KINDS
 
-HEADLINE_METRICS = {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse"}
+HEADLINE_METRICS = {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse",
+                    "entities": "f1"}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class KindEvaluator:
     headline: str = ""  # the metric that names a model's quality (listing, subgroups, auto selection)
     higher_is_better: bool = True
     stratify: bool = True  # splits and bootstrap keep the class balance
+    supports_conformal: bool = True  # whether conformal sets/intervals apply to this kind's scores
     cv_metric_names: tuple[str, ...] = ()
     subgroup_header: tuple[tuple[str, str], ...] = ()  # (row key, column title) after column, group, n
 
@@ -56,6 +57,10 @@ class KindEvaluator:
     def extra_results(self, y, s, decision, y_val, s_val, target, rule, *, n_boot, seed) -> dict[str, Any]:
         """Kind-specific results beside the test metrics (metrics.json keys) and tables for the report."""
         return {"metrics": {}, "tables": []}
+
+    def details(self, y, s, decision: dict, target: TargetSpec, *, n_boot: int = 1000, seed: int = 0) -> dict:
+        """Kind-specific results added beside ``test`` when a model is evaluated on new data (e.g. per type)."""
+        return {}
 
     def confusion(self, y, s, decision: dict, target: TargetSpec) -> dict | None:
         return None

@@ -37,7 +37,12 @@ class ImagingModality(Modality):
 
     # -- reading -----------------------------------------------------------------------------------------
     def claims(self, path: Path, options) -> int:
-        if path.is_dir() or path.suffix.lower() == ".npz":
+        if path.is_dir():  # a folder without a single image file is another modality's (e.g. text files)
+            from medai.data.images import IMAGE_EXTENSIONS
+
+            images = (p for p in path.rglob("*") if p.suffix.lower() in (*IMAGE_EXTENSIONS, ".gz"))
+            return 2 if next(images, None) is not None else 1
+        if path.suffix.lower() == ".npz":
             return 2
         return 2 if options.extra.get("image_column") else 0
 

@@ -19,6 +19,7 @@ DICOM_TYPES = {"application/dicom", "application/dicom+octet-stream"}
 DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".tif", ".tiff", ".bmp", ".nii", ".nii.gz")
 MAX_ZIP_MEMBERS = 10_000
+TEXT_KIND = "text"  # a field holding free text (a name: "text" is also a modality's name, which no route compares)
 
 
 class UnsupportedMediaType(MedAIError):
@@ -130,7 +131,7 @@ def validate_records(records: list[dict[str, Any]], input_schema: list[dict[str,
                             "type": "value_error",
                         }
                     )
-            elif spec["kind"] == "text" and not isinstance(value, str):
+            elif spec["kind"] == TEXT_KIND and not isinstance(value, str):
                 errors.append(
                     {
                         "loc": loc,

@@ -1,0 +1,281 @@
+"""Clinical text benchmark: de-identification (Presidio's synthetic PII set, MEDDOCAN), disease recognition
+(NCBI Disease), and note classification (Medical Abstracts), ours and the peers in one run.
+
+Usage: python benchmarks/text.py [--parts deid,meddocan,ncbi,classify,onnx] [--out DIR] [--no-readme]
+
+- deid: any-PII spans, a prediction matching a gold span at character IoU >= 0.9 (either type), recall and
+  precision, as the presidio-research evaluation counts them. Peers: vanilla Presidio offline, patterns only and
+  with spaCy's small English model. Ours: the Safe Harbor detector alone, and the ensemble with a CRF trained on
+  the corpus itself out of fold - 5-fold CV with unseen sentence templates (GroupKFold by template_id) and with
+  random folds (templates shared between folds, as the synthetic generator's own train/test splits share them).
+- meddocan / ncbi: trained on the train split, scored on the development split (the official test splits are
+  held back), strict span-level micro P/R/F1 with bootstrap CIs over documents.
+- classify: Medical Abstracts (only its official test split is public here): 5x2 repeated stratified CV
+  (2 folds x 5 repeats) macro-F1 of each learner and of a scikit-learn default peer.
+- onnx: the recurrent classifier exported to ONNX, dynamic int8 quantisation; accuracy and speed.
+Each part keeps its results in ``--out`` (``<part>.json``); the README table is built from every part found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme_table import update_readme  # noqa: E402
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+DATA = Path(os.environ.get("MEDAI_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) / "text"
+PARTS = ("deid", "meddocan", "ncbi", "classify", "onnx")
+
+
+# -- de-identification ------------------------------------------------------------------------------------
+
+def iou(a, b) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+def pii_scores(gold, pred) -> dict:
+    hit_gold = sum(any(iou(g, p) >= 0.9 for p in ps) for gs, ps in zip(gold, pred, strict=True) for g in gs)
+    hit_pred = sum(any(iou(g, p) >= 0.9 for g in gs) for gs, ps in zip(gold, pred, strict=True) for p in ps)
+    n_gold, n_pred = sum(map(len, gold)), sum(map(len, pred))
+    recall, precision = hit_gold / n_gold, hit_pred / max(n_pred, 1)
+    return {"recall": round(recall, 4), "precision": round(precision, 4),
+            "f1": round(2 * recall * precision / max(recall + precision, 1e-9), 4), "gold": n_gold, "predicted": n_pred}
+
+
+def vanilla_presidio(texts, use_spacy: bool):
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine, SpacyNlpEngine
+
+    from medai.modalities.text.deid.detect import spacy_model_path
+
+    if use_spacy:
+        engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": spacy_model_path()}])
+    else:
+        engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
+    engine.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=engine)
+    if not use_spacy:
+        registry.remove_recognizer("SpacyRecognizer")
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+    return [[(r.start, r.end, r.entity_type) for r in analyzer.analyze(text=t, language="en")] for t in texts]
+
+
+class _Fixed:
+    """A stand-in entity model whose spans were predicted out of fold."""
+
+    kind = "entities"
+
+    def __init__(self, spans):
+        self.spans = spans
+
+    def scores(self, texts):
+        return self.spans
+
+
+def part_deid(seed: int) -> dict:
+    from sklearn.model_selection import GroupKFold, KFold
+
+    from medai.modalities.text.deid.detect import Detector
+    from medai.modalities.text.ner import CRFTagger
+
+    records = json.loads((DATA / "presidio_synthetic_pii/synth_dataset_v2.json").read_text())
+    texts = [r["full_text"] for r in records]
+    gold = [[(s["start_position"], s["end_position"], s["entity_type"]) for s in r["spans"]] for r in records]
+    rows = []
+
+    def add(name, fn):
+        start = time.perf_counter()
+        pred = fn()
+        rows.append({"system": name, **pii_scores(gold, pred), "seconds": round(time.perf_counter() - start, 1)})
+        print(rows[-1], flush=True)
+
+    add("peer: Presidio (offline, pattern recognizers)", lambda: vanilla_presidio(texts, False))
+    add("peer: Presidio (offline, spaCy en_core_web_sm)", lambda: vanilla_presidio(texts, True))
+    add("MedAI Safe Harbor detector (patterns + spaCy)",
+        lambda: [[(f.start, f.end, f.type) for f in doc] for doc in Detector().analyze(texts)])
+    groups = [r["template_id"] for r in records]
+    for protocol, splitter in (("unseen templates", GroupKFold(5).split(texts, groups=groups)),
+                               ("random folds", KFold(5, shuffle=True, random_state=seed).split(texts))):
+        crf = [None] * len(texts)
+        start = time.perf_counter()
+        for train, test in splitter:
+            model = CRFTagger().fit([texts[i] for i in train], [gold[i] for i in train])
+            for i, spans in zip(test, model.predict([texts[i] for i in test]), strict=True):
+                crf[i] = spans
+        seconds = time.perf_counter() - start
+        rows.append({"system": f"MedAI CRF alone (5-fold CV, {protocol})",
+                     **pii_scores(gold, [[(s["start"], s["end"], s["label"]) for s in d] for d in crf]),
+                     "seconds": round(seconds, 1)})
+        print(rows[-1], flush=True)
+        for name, spacy in (("CRF + patterns", False), ("CRF + patterns + spaCy", True)):
+            add(f"MedAI ensemble {name} (5-fold CV, {protocol})",
+                lambda crf=crf, spacy=spacy: [[(f.start, f.end, f.type) for f in doc] for doc in
+                                              Detector(model=_Fixed(crf), use_spacy=spacy).analyze(texts)])
+    return {"rows": rows, "n_records": len(texts)}
+
+
+# -- entity recognition -------------------------------------------------------------------------------------
+
+def train_and_score(train: Path, dev: Path, out: Path, seed: int, extra: dict) -> dict:
+    from medai.road import TrainOptions, train_data
+    from medai.road.model import load_model
+
+    start = time.perf_counter()
+    result = train_data(train, out, TrainOptions(seed=seed, kind="entities", show_progress=False, n_boot=1000,
+                                                 extra={"val_data": str(dev), **extra}))
+    minutes = (time.perf_counter() - start) / 60
+    model = load_model(out)
+    inputs = model.modality.read_inputs(dev, model, labelled=True, options=extra)
+    evaluation = model.evaluate(inputs, n_boot=1000, seed=seed)
+    return {"learner": result.model_json["learner"], "test": evaluation["test"], "per_type": evaluation["per_type"],
+            "train_minutes": round(minutes, 1), "n_dev": evaluation["n"]}
+
+
+def part_meddocan(seed: int, root: Path) -> dict:
+    base = DATA / "meddocan/corpus"
+    return {"crf": train_and_score(base / "train/brat", base / "dev/brat", root / "meddocan-crf", seed, {})}
+
+
+def part_ncbi(seed: int, root: Path) -> dict:
+    base = DATA / "ncbi_disease/original-data"
+    out = {"crf": train_and_score(base / "NCBItrainset_corpus.txt", base / "NCBIdevelopset_corpus.txt",
+                                  root / "ncbi-crf", seed, {"one_type": "Disease"})}
+    try:
+        from medai.modalities.text.linking import evaluate_linking
+    except ImportError:
+        return out
+    train, dev = base / "NCBItrainset_corpus.txt", base / "NCBIdevelopset_corpus.txt"
+    out["linking_gold_mentions"] = evaluate_linking(train, dev)
+    out["linking"] = evaluate_linking(train, dev, root / "ncbi-crf")
+    return out
+
+
+# -- classification -----------------------------------------------------------------------------------------
+
+def part_classify(seed: int, learners: list[str]) -> dict:
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import RepeatedStratifiedKFold
+    from sklearn.pipeline import make_pipeline
+
+    from medai.modalities.text.classify import TfidfClassifier
+    from medai.modalities.text.embeddings import SentenceEmbeddingClassifier
+    from medai.modalities.text.rnn import AttentionRNNClassifier
+
+    frame = pd.read_csv(DATA / "medical_abstracts_tc/medical_tc_test.csv")
+    texts, y = frame["medical_abstract"].tolist(), frame["condition_label"].to_numpy() - 1
+    makers = {"tfidf": lambda: TfidfClassifier(seed=seed), "rnn": lambda: AttentionRNNClassifier(seed=seed),
+              "minilm": lambda: SentenceEmbeddingClassifier(seed=seed),
+              "peer: scikit-learn TfidfVectorizer + LogisticRegression (defaults)":
+                  lambda: make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000))}
+    folds = list(RepeatedStratifiedKFold(n_splits=2, n_repeats=5, random_state=seed).split(texts, y))
+    out = {}
+    for name in [*learners, next(k for k in makers if k.startswith("peer"))]:
+        scores, start = [], time.perf_counter()
+        for train, test in folds:
+            model = makers[name]()
+            model.fit([texts[i] for i in train], y[train])
+            scores.append(f1_score(y[test], model.predict([texts[i] for i in test]), average="macro"))
+        out[name] = {"macro_f1": [round(s, 4) for s in scores], "mean": round(float(np.mean(scores)), 4),
+                     "sd": round(float(np.std(scores, ddof=1)), 4),
+                     "minutes": round((time.perf_counter() - start) / 60, 1)}
+        print(name, out[name], flush=True)
+    return out
+
+
+def part_onnx(seed: int) -> dict:
+    from medai.modalities.text.onnx_export import benchmark_rnn_onnx
+
+    return benchmark_rnn_onnx(DATA / "medical_abstracts_tc/medical_tc_test.csv", seed)
+
+
+# -- tables ---------------------------------------------------------------------------------------------------
+
+def ci(entry) -> str:
+    return f"{entry['value']:.3f} ({entry['ci_low']:.3f}-{entry['ci_high']:.3f})"
+
+
+def tables(results: dict) -> str:
+    lines = []
+    if "deid" in results:
+        lines += ["Presidio synthetic PII (1,500 records; any-PII spans, char IoU >= 0.9). Target: recall >= 0.95 at "
+                  "precision >= 0.85.", "", "| system | recall | precision | F1 | spans predicted | seconds |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['system']} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f1']:.3f} | {r['predicted']} "
+                  f"| {r['seconds']} |" for r in results["deid"]["rows"]]
+        lines.append("")
+    ner = [("meddocan", "MEDDOCAN dev (250 documents), strict span + type, micro", "F1 >= 0.95",
+            "best published on the test split: F1 0.970 (MEDDOCAN 2019)"),
+           ("ncbi", "NCBI Disease dev (100 abstracts), mention-level strict", "F1 >= 0.85",
+            "published on the test split: BANNER CRF 0.817, PubMedBERT 0.878, BioBERT 0.897")]
+    if any(k in results for k, *_ in ner):
+        lines += ["| corpus | learner | precision (95% CI) | recall (95% CI) | F1 (95% CI) | train min | target | "
+                  "published |", "|---|---|---|---|---|---|---|---|"]
+        for key, title, target, published in ner:
+            for r in results.get(key, {}).values():
+                if "test" in r:
+                    t = r["test"]
+                    lines.append(f"| {title} | {r['learner']} | {ci(t['precision'])} | {ci(t['recall'])} | "
+                                 f"{ci(t['f1'])} | {r['train_minutes']} | {target} | {published} |")
+        for key in ("linking_gold_mentions", "linking"):
+            link = results.get("ncbi", {}).get(key)
+            if link:
+                lines += ["", f"NCBI Disease dev concept linking ({link['method']}): per-abstract concept-set F1 "
+                          f"{link['f1']:.3f} (precision {link['precision']:.3f}, recall {link['recall']:.3f}); "
+                          "published normalisation on test: DNorm 0.78, TaggerOne 0.81."]
+        lines.append("")
+    if "classify" in results:
+        lines += ["Medical Abstracts (2,888 abstracts, 5 classes), 5x2 repeated stratified CV on the public split. "
+                  "Target: best macro-F1 >= 0.60.", "", "| learner | macro-F1 (mean ± sd, 10 folds) | minutes |",
+                  "|---|---|---|"]
+        lines += [f"| {name} | {r['mean']:.3f} ± {r['sd']:.3f} | {r['minutes']} |"
+                  for name, r in results["classify"].items()]
+        lines.append("")
+    if "onnx" in results:
+        o = results["onnx"]
+        lines += ["| recurrent classifier, one CV half | macro-F1 | ms per document (batch 64) |", "|---|---|---|"]
+        lines += [f"| {name} | {r['macro_f1']:.3f} | {r['ms_per_doc']:.2f} |" for name, r in o["rows"].items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-text"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learners", default="tfidf,rnn,minilm")
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in [p for p in args.parts.split(",") if p]:
+            if part not in PARTS:
+                sys.exit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+            result = {"deid": lambda: part_deid(args.seed), "meddocan": lambda: part_meddocan(args.seed, Path(tmp)),
+                      "ncbi": lambda: part_ncbi(args.seed, Path(tmp)),
+                      "classify": lambda: part_classify(args.seed, args.learners.split(",")),
+                      "onnx": lambda: part_onnx(args.seed)}[part]()
+            (args.out / f"{part}.json").write_text(json.dumps(result, indent=2))
+    results = {p: json.loads((args.out / f"{p}.json").read_text()) for p in PARTS if (args.out / f"{p}.json").exists()}
+    table = tables(results)
+    print(table)
+    if not args.no_readme:
+        update_readme("text", table)
+
+
+if __name__ == "__main__":
+    main()

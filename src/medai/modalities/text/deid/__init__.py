@@ -1,0 +1,1 @@
+"""De-identification of notes, tables and DICOM files (HIPAA Safe Harbor identifiers)."""

