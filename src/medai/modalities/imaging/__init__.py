@@ -148,9 +148,11 @@ class ImagingModality(Modality):
         return f"max |onnx - torch| = {difference:.1e}"
 
     def register_cli(self, app) -> None:
+        from medai.gateway.cli import gateway_app
         from medai.modalities.imaging.cli import enhance_app
 
         app.add_typer(enhance_app, name="enhance")
+        app.add_typer(gateway_app, name="gateway")  # the DICOM network gateway (medai[pacs])
 
 
 register_modality(ImagingModality())
