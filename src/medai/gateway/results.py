@@ -79,7 +79,7 @@ def build_sr(batch_id: str, model_name: str, model_version: str, classes: list[s
         if item.get("coverage") is not None:
             measurements.append(hd.sr.Measurement(name=_code("COVERAGE", "Conformal coverage"),
                                                   value=float(item["coverage"]), unit=unit))
-        evaluations = [hd.sr.QualitativeEvaluation(codes.DCM.Finding, names[label])]
+        evaluations = []  # the finding itself is the group's Finding (121071, TID 1501 row 3)
         if "uncertain" in item:
             uncertain = bool(item["uncertain"])
             evaluations.append(hd.sr.QualitativeEvaluation(
