@@ -114,7 +114,8 @@ def toy_pixels(label: int, size: int, rng) -> np.ndarray:
 
 
 def make_study(n: int, sizes=(64,), seed: int = 0, patient: str = PATIENT, modality: str = "DX",
-               body_part: str = "CHEST", study_uid: str | None = None, series_uid: str | None = None) -> list:
+               body_part: str = "CHEST", study_uid: str | None = None, series_uid: str | None = None,
+               study_date: str = "20261101") -> list:
     """``n`` single-frame DX instances of one series with identifying attributes, sizes cycling over ``sizes``."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
@@ -133,7 +134,7 @@ def make_study(n: int, sizes=(64,), seed: int = 0, patient: str = PATIENT, modal
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
         ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient, "MRN-778899", "19610203", "F"
-        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = "20261101", "101500", "ACC-4455", "1"
+        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.StudyID = study_date, "101500", "ACC-4455", "1"
         ds.ReferringPhysicianName, ds.InstitutionName = "Smith^John", "St Elsewhere Hospital"
         ds.Modality, ds.BodyPartExamined, ds.SeriesDescription = modality, body_part, "Chest PA"
         ds.SeriesNumber, ds.InstanceNumber, ds.Manufacturer = 1, i + 1, "TestVendor"
@@ -170,6 +171,18 @@ def push(datasets: list, port: int, calling: str = "MODALITY", called: str = "ME
         if assoc.is_established:
             assoc.release()
     return statuses
+
+
+def toy_model(tmp_path_factory) -> Path:
+    """The toy model, trained once per test session and shared by every gateway test module."""
+    pytest.importorskip("torch")
+    root = tmp_path_factory.getbasetemp() / "gateway_toy_model"
+    if not (root / "model" / "manifest.json").exists():
+        root.mkdir(exist_ok=True)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MEDAI_HOME", str(root / "home"))
+            train_toy_model(root)
+    return root / "model"
 
 
 def train_toy_model(folder: Path, size: int = 28) -> Path:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pacs_support import PATIENT, free_port, make_study, push, train_toy_model
+from pacs_support import PATIENT, free_port, make_study, push, toy_model
 
 from medai.errors import IntegrityError, MedAIError
 
@@ -37,11 +37,7 @@ def run(argv, capsys):
 
 @pytest.fixture(scope="session")
 def toy_artifact(tmp_path_factory) -> Path:
-    pytest.importorskip("torch")
-    folder = tmp_path_factory.mktemp("gateway_model")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MEDAI_HOME", str(folder / "home"))
-        return train_toy_model(folder)
+    return toy_model(tmp_path_factory)
 
 
 @pytest.fixture

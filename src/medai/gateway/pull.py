@@ -34,7 +34,8 @@ def pull_once(url: str, store, spool, audit, study_date: str | None = None, clie
         counts["studies"] += 1
         for series in client.search_for_series(study_instance_uid=study_uid):
             series_uid = _value(series, "0020000E")
-            if _value(series, "00080060").upper() in SKIP_MODALITIES:
+            if _value(series, "00080060").upper() in SKIP_MODALITIES \
+                    or _value(series, "0008103E").startswith("MedAI "):  # not images, or MedAI's own results
                 continue
             instances = client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=series_uid)
             new = [_value(i, "00080018") for i in instances]

@@ -58,6 +58,7 @@ class Processor:
             registry = Registry()
             record = registry.resolve(ref)
             model = registry.load(record.name, record.version)
+            model.registered_name = record.name  # results name the model as the registry does
             self._models[ref] = (model, str(record.version))
         return self._models[ref]
 
@@ -91,8 +92,9 @@ class Processor:
     # -- one batch ---------------------------------------------------------------------------------------
     def process(self, batch) -> None:
         rows = [r for r in self.store.instances(batch.id) if r.status in ("received", "done")]
-        if not rows:
-            self.store.finish(batch.id, "done", outputs={"note": "nothing to process"})
+        if not rows or any(r.spool is None for r in rows):
+            self.store.finish(batch.id, "failed", "the originals are no longer kept (retention over)") if rows \
+                else self.store.finish(batch.id, "done", outputs={"note": "nothing to process"})
             return
         sources = {r.sop_uid: _read(self.spool.get(r.spool)) for r in rows}
         decision = self.router.route(series_attributes(list(sources.values())))
@@ -103,7 +105,8 @@ class Processor:
             log.warning("series of batch %s: %s", batch.id, decision.reason)
             return
         model, version = self.model(decision.model)
-        self.store.set_batch(batch.id, model=f"{model.name}:{version}")
+        name = model.registered_name
+        self.store.set_batch(batch.id, model=f"{name}:{version}")
         dims = int(model.input_schema.get("spatial_dims", 2))
         todo = [r for r in rows if r.status == "received"]
         if todo:
@@ -116,7 +119,7 @@ class Processor:
         if not findings:
             self.store.finish(batch.id, "failed", "no instance of the series could be read")
             return
-        outputs = self._deliver(batch, model.name, version, model.target.classes, findings)
+        outputs = self._deliver(batch, name, version, model.target.classes, findings)
         self.store.finish(batch.id, "done", outputs=outputs)
         self.purge()
 
@@ -159,7 +162,7 @@ class Processor:
         reason = str(exc) if isinstance(exc, MedAIError) else f"{type(exc).__name__}: {exc}"
         reason = f"cannot read the image ({reason[:300]})"
         self.store.set_instance(row.sop_uid, "failed", error=reason)
-        self.audit.record("gateway.inference", role="dicom", route="gateway:inference", model=model.name,
+        self.audit.record("gateway.inference", role="dicom", route="gateway:inference", model=model.registered_name,
                           model_version=version, input_sha256=uid_sha(row.sop_uid), outcome="failed",
                           detail={"reason": reason[:300]})
         log.warning("instance failed: %s", reason)
@@ -175,7 +178,7 @@ class Processor:
             result["volume"] = volume
             self.store.set_instance(row.sop_uid, "done", result=result)
             events.append(dict(action="gateway.inference", role="dicom", route="gateway:inference",
-                               model=model.name, model_version=version, input_sha256=uid_sha(row.sop_uid),
+                               model=model.registered_name, model_version=version, input_sha256=uid_sha(row.sop_uid),
                                detail={"dims": 3 if volume else 2, "uncertain": bool(item.get("uncertain"))}))
         self.audit.record_many(events)
 
