@@ -193,7 +193,7 @@ def train_toy_model(folder: Path, size: int = 28) -> Path:
 
     rng = np.random.default_rng(0)
     images, labels, official, start = [], [], {}, 0
-    for split, n in zip(("train", "val", "test"), (96, 48, 32), strict=True):
+    for split, n in zip(("train", "val", "test"), (64, 48, 32), strict=True):
         y = rng.integers(0, 2, n)
         images += [toy_pixels(int(k), size, rng).astype(np.float32) / 4000 for k in y]
         labels += list(y)
@@ -203,5 +203,5 @@ def train_toy_model(folder: Path, size: int = 28) -> Path:
                          official=official)
     out = folder / "model"
     train(get_task("pneumonia-xray"), data, out,
-          TrainOptions(learner="small-cnn", n_boot=20, show_progress=False, extra={"epochs": 2, "threads": 1}))
+          TrainOptions(learner="small-cnn", n_boot=20, show_progress=False, extra={"epochs": 1, "threads": 1}))
     return out
