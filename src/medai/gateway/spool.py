@@ -79,5 +79,19 @@ class Spool:
         except InvalidTag:
             raise IntegrityError(f"spool file {name} does not decrypt: altered, or another key") from None
 
+    def seal(self, data: bytes, context: str) -> str:
+        """Encrypt a small blob to keep in the database (base64), bound to ``context``."""
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, data, context.encode())).decode("ascii")
+
+    def unseal(self, blob: str, context: str) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
+        raw = base64.b64decode(blob)
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], context.encode())
+        except InvalidTag:
+            raise IntegrityError("a sealed value does not decrypt: altered, or another key") from None
+
     def delete(self, name: str) -> None:
         (self.folder / name).unlink(missing_ok=True)

@@ -196,6 +196,14 @@ class GatewayStore:
             session.execute(update(InstanceRow).where(InstanceRow.sop_uid == sop_uid).values(
                 status=status, result=result, error=error[:2000] if error else None, finished_at=_now()))
 
+    def set_results(self, results: list[tuple[str, Any]]) -> None:
+        """Several instances ``done`` with their results, in one transaction."""
+        now = _now()
+        with self._sessions.begin() as session:
+            for sop_uid, result in results:
+                session.execute(update(InstanceRow).where(InstanceRow.sop_uid == sop_uid).values(
+                    status="done", result=result, error=None, finished_at=now))
+
     def set_batch(self, batch_id: str, **values: Any) -> None:
         with self._sessions.begin() as session:
             session.execute(update(BatchRow).where(BatchRow.id == batch_id).values(**values))

@@ -168,18 +168,19 @@ class Processor:
         log.warning("instance failed: %s", reason)
 
     def _record(self, rows, items, model, version, volume: bool = False) -> None:
-        events = []
+        events, done = [], []
         for row, item in zip(rows, items, strict=True):
             png = item.pop("explanation_png_base64", None)
-            if png:
-                self.spool.put(row.sop_uid, base64.b64decode(png), kind="cam")
             result = {k: v for k, v in item.items() if k in ("label", "probabilities", "probability",
                                                               "prediction_set", "uncertain", "coverage")}
             result["volume"] = volume
-            self.store.set_instance(row.sop_uid, "done", result=result)
+            if png:  # the Grad-CAM shows the image: kept encrypted, like the original
+                result["cam"] = self.spool.seal(base64.b64decode(png), row.sop_uid)
+            done.append((row.sop_uid, result))
             events.append(dict(action="gateway.inference", role="dicom", route="gateway:inference",
                                model=model.registered_name, model_version=version, input_sha256=uid_sha(row.sop_uid),
                                detail={"dims": 3 if volume else 2, "uncertain": bool(item.get("uncertain"))}))
+        self.store.set_results(done)  # one transaction for the chunk
         self.audit.record_many(events)
 
     def _findings(self, batch_id: str, dims: int, sources) -> list[results.Finding]:
@@ -188,14 +189,12 @@ class Processor:
             return []
         if dims == 3:
             ordered = sorted((sources[r.sop_uid] for r in done), key=lambda d: int(d.get("InstanceNumber", 0) or 0))
-            return [results.Finding(ordered, done[0].result, self._cam(done[0].sop_uid))]  # a volume's picture
-        return [results.Finding([sources[r.sop_uid]], r.result, self._cam(r.sop_uid)) for r in done]
+            return [results.Finding(ordered, done[0].result, self._cam(done[0]))]  # a volume's picture
+        return [results.Finding([sources[r.sop_uid]], r.result, self._cam(r)) for r in done]
 
-    def _cam(self, sop_uid: str) -> bytes | None:
-        try:
-            return self.spool.get(self.spool.name(sop_uid, "cam"))
-        except MedAIError:
-            return None
+    def _cam(self, row) -> bytes | None:
+        sealed = (row.result or {}).get("cam")
+        return self.spool.unseal(sealed, row.sop_uid) if sealed else None
 
     def _deliver(self, batch, model_name: str, version: str, classes, findings) -> dict[str, Any]:
         sr = results.build_sr(batch.id, model_name, version, list(classes), findings)
@@ -225,11 +224,10 @@ class Processor:
                 "findings": len(findings), "sent_to": destination.describe() if destination else None}
 
     def purge(self) -> int:
-        """Delete encrypted originals (and Grad-CAM pictures) whose series is finished and retention is over."""
+        """Delete encrypted originals whose series is finished and whose retention is over."""
         expired = self.store.expired_spool(self.config.retention_hours)
-        for sop_uid, name in expired:
+        for _sop_uid, name in expired:
             self.spool.delete(name)
-            self.spool.delete(self.spool.name(sop_uid, "cam"))
         return len(expired)
 
 
