@@ -331,3 +331,42 @@ def test_tls_association(gateway, tmp_path):
     plain.add_requested_context(Verification)
     plain.acse_timeout = plain.network_timeout = 3
     assert not plain.associate("127.0.0.1", g.port, ae_title="MEDAI").is_established
+
+
+def test_a_3d_model_runs_once_per_volume(tmp_path, tmp_path_factory):
+    """A CT series goes to a 3D model as one volume: one finding for the series, referencing every slice."""
+    import numpy as np
+
+    from medai.gateway.config import GatewayConfig
+    from medai.gateway.routing import Router
+    from medai.gateway.service import Gateway
+    from medai.modalities.imaging.data import image_dataset
+    from medai.registry import Registry
+    from medai.road import TrainOptions, train
+    from medai.tasks.catalog import get_task
+
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 32)
+    volumes = [(rng.random((8, 16, 16)) * 0.3 + 0.7 * k * np.tri(16)[None]).astype(np.float32) for k in y]
+    data = image_dataset(volumes, y, ["normal", "hyperplasia"], 3, 16, source="toy3d",
+                         official={"train": np.arange(16), "val": np.arange(16, 24), "test": np.arange(24, 32)})
+    train(get_task("adrenal-ct-3d"), data, tmp_path / "ct",
+          TrainOptions(learner="small-cnn", n_boot=10, show_progress=False, extra={"epochs": 1, "threads": 1}))
+    Registry().register(tmp_path / "ct", name="ct3d")
+    study = make_study(8, sizes=(32,), modality="CT", body_part="ABDOMEN")
+    for i, ds in enumerate(study):
+        ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0, 0, float(7 - i)]
+        del ds.PatientOrientation
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[rule]]\nname='ct'\nmodel='ct3d'\nmodality='CT'\n")
+    with Gateway(GatewayConfig(port=0, allowed_aes=("MODALITY",)), Router.load(rules)) as g:
+        assert push(study, g.port) == [0] * 8
+        wait_for(lambda: g.store.summary()["batches"].get("done"))
+        [batch] = g.store.batches()
+        assert batch.outputs["findings"] == 1 and len(batch.outputs["captures"]) == 1
+        assert all(r.result["volume"] for r in g.store.instances(batch.id))
+        assert len({r["input_sha256"] for r in g.audit.export() if r["action"] == "gateway.inference"}) == 8
+        assert push(make_study(1, sizes=(32,), modality="CT"), g.port) == [0]  # one slice: no volume
+        wait_for(lambda: g.store.summary()["batches"].get("unfit"))
+        assert "a 3D model needs a volume" in g.store.summary()["problems"][0]["reason"]
