@@ -52,15 +52,17 @@ class Processor:
         (config.home / "tmp").mkdir(parents=True, exist_ok=True)
 
     def model(self, ref: str):
-        if ref not in self._models:
-            from medai.registry import Registry
+        """The loaded model a rule names (resolved each time, so a newly promoted version is picked up)."""
+        from medai.registry import Registry
 
-            registry = Registry()
-            record = registry.resolve(ref)
+        registry = Registry()
+        record = registry.resolve(ref)
+        key = f"{record.name}:{record.version}"
+        if key not in self._models:
             model = registry.load(record.name, record.version)
             model.registered_name = record.name  # results name the model as the registry does
-            self._models[ref] = (model, str(record.version))
-        return self._models[ref]
+            self._models[key] = (model, str(record.version))
+        return self._models[key]
 
     def run_one(self) -> str | None:
         batch = self.store.claim(self.config.worker_id)
