@@ -142,6 +142,8 @@ def test_queue_is_idempotent_and_survives_a_dead_worker():
     assert store.intake("1.1", "9", "5", "a.dcm", "MOD") is False  # the same SOP Instance UID again
     assert store.intake("1.2", "9", "5", "b.dcm", "MOD") is True
     assert store.claim("w1") is None  # still open: its association has not ended
+    time.sleep(0.05)
+    assert store.settle(0.01, receiving={"5"}) == 0  # a slow sender's series is not cut while it still sends
     assert store.close(["5"]) == 1
     batch = store.claim("w1")
     assert batch is not None and len(store.instances(batch.id)) == 2

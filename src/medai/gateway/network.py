@@ -101,6 +101,11 @@ class StorageSCP:
             self.server.shutdown()
             self.server = None
 
+    def receiving(self) -> set[str]:
+        """Series that live associations are sending: not complete, however slow the sender."""
+        with self._lock:
+            return set().union(*self._series.values()) if self._series else set()
+
     # -- events ------------------------------------------------------------------------------------------
     def _audit(self, action: str, assoc, **fields: Any) -> None:
         try:

@@ -27,7 +27,7 @@ class Gateway:
         self.spool = Spool(config.home / "spool", load_key(config.home))
         self.audit = AuditLog(database_url)
         self.processor = Processor(config, self.store, self.spool, router, self.audit)
-        self.worker = WorkerThread(self.processor)
+        self.worker = WorkerThread(self.processor, receiving=lambda: self.scp.receiving() if self.scp else set())
         self.scp = StorageSCP(config, self.store, self.spool, self.audit, on_closed=self.worker.wake) \
             if config.listen else None
 

@@ -144,13 +144,15 @@ class GatewayStore:
                                                           BatchRow.status == "open")
                                    .values(status="queued")).rowcount
 
-    def settle(self, settle_s: float) -> int:
-        """Open batches that received nothing for ``settle_s`` are complete (their association was aborted)."""
+    def settle(self, settle_s: float, receiving: set[str] | frozenset[str] = frozenset()) -> int:
+        """Open batches that received nothing for ``settle_s`` are complete (their association was aborted),
+        except those of series a live association is still sending (``receiving``)."""
         limit = _now() - timedelta(seconds=settle_s)
+        query = update(BatchRow).where(BatchRow.status == "open", BatchRow.last_received_at < limit)
+        if receiving:
+            query = query.where(BatchRow.series_uid.not_in(list(receiving)))
         with self._sessions.begin() as session:
-            return session.execute(update(BatchRow).where(BatchRow.status == "open",
-                                                          BatchRow.last_received_at < limit)
-                                   .values(status="queued")).rowcount
+            return session.execute(query.values(status="queued")).rowcount
 
     def touch_open(self) -> int:
         """At start: open batches count as just received, so their senders have ``settle_s`` to resume."""

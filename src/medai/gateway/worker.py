@@ -236,8 +236,8 @@ class Processor:
 class WorkerThread:
     """Runs batches one at a time; settles open batches; wakes at once when an association closes."""
 
-    def __init__(self, processor: Processor, poll_s: float = 0.5) -> None:
-        self.processor, self.poll_s = processor, poll_s
+    def __init__(self, processor: Processor, poll_s: float = 0.5, receiving=lambda: set()) -> None:
+        self.processor, self.poll_s, self.receiving = processor, poll_s, receiving
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="medai-gateway-worker")
 
@@ -258,7 +258,7 @@ class WorkerThread:
         while not self._stop.is_set():
             ran = None
             try:
-                self.processor.store.settle(self.processor.config.settle_s)
+                self.processor.store.settle(self.processor.config.settle_s, self.receiving())
                 ran = self.processor.run_one()
                 if time.monotonic() - last_purge > 60:
                     self.processor.purge()
