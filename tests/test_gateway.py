@@ -115,6 +115,17 @@ def test_rules_naming_a_missing_model_are_refused_before_listening(xray, tmp_pat
     assert code == 2 and "backslash" in err
 
 
+def test_grad_cam_of_a_batch_equals_image_by_image(toy_artifact):
+    import numpy as np
+
+    from medai.modalities.imaging.figures import gradcam_png, gradcam_pngs
+    from medai.road import load_model
+
+    model = load_model(toy_artifact)
+    X = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    assert gradcam_pngs(model.learner, X, 2, chunk=2) == [gradcam_png(model.learner, x, 2) for x in X]
+
+
 # -- spool and queue -------------------------------------------------------------------------------------------
 def test_spool_is_encrypted_and_tamper_evident(tmp_path, monkeypatch):
     from medai.gateway.spool import KEY_ENV, Spool, load_key

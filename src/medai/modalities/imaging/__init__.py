@@ -108,11 +108,11 @@ class ImagingModality(Modality):
 
     # -- explaining --------------------------------------------------------------------------------------
     def explain(self, model, X, top_k: int = 5) -> list[dict[str, Any]]:
-        from medai.modalities.imaging.figures import gradcam_png
+        from medai.modalities.imaging.figures import gradcam_pngs
 
         dims = int(model.input_schema["spatial_dims"])
-        return [{"image_png": gradcam_png(model.learner, X[i], dims), "explains": "Grad-CAM of the predicted class",
-                 "summary": "Grad-CAM heatmap of the predicted class"} for i in range(len(X))]
+        return [{"image_png": png, "explains": "Grad-CAM of the predicted class",
+                 "summary": "Grad-CAM heatmap of the predicted class"} for png in gradcam_pngs(model.learner, X, dims)]
 
     def report_extras(self, model, X_test, y_test) -> dict[str, Any]:
         from medai.modalities.imaging.figures import examples_png, gradcam_grid_png
