@@ -383,3 +383,18 @@ def test_a_3d_model_runs_once_per_volume(tmp_path, tmp_path_factory):
         assert push(make_study(1, sizes=(32,), modality="CT"), g.port) == [0]  # one slice: no volume
         wait_for(lambda: g.store.summary()["batches"].get("unfit"))
         assert "a 3D model needs a volume" in g.store.summary()["problems"][0]["reason"]
+
+
+def test_an_unreachable_pacs_is_retried_then_reported(gateway, capsys):
+    from medai.gateway.config import Destination
+
+    g = gateway(send_to=Destination(ae_title="PACS", host="127.0.0.1", port=free_port()), retry_s=0.1,
+                max_attempts=2)
+    assert push(make_study(2, sizes=(28,)), g.port) == [0, 0]
+    wait_for(lambda: g.store.summary()["batches"].get("failed"))
+    [batch] = g.store.batches()
+    assert batch.attempts == 2 and "cannot associate with PACS@127.0.0.1" in batch.error
+    assert [r["outcome"] for r in g.audit.export() if r["action"] == "gateway.batch"] == ["error:queued",
+                                                                                          "error:failed"]
+    code, out, _ = run(["gateway", "status", "--json"], capsys)
+    assert code == 0 and json.loads(out)["batches"] == {"failed": 1}
