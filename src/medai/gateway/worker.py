@@ -98,7 +98,9 @@ class Processor:
             self.store.finish(batch.id, "failed", "the originals are no longer kept (retention over)") if rows \
                 else self.store.finish(batch.id, "done", outputs={"note": "nothing to process"})
             return
+        clock = time.perf_counter()
         sources = {r.sop_uid: _read(self.spool.get(r.spool)) for r in rows}
+        seconds = {"read": time.perf_counter() - clock}
         decision = self.router.route(series_attributes(list(sources.values())))
         if not decision.fits:
             self.store.finish(batch.id, "unfit", decision.reason)
@@ -111,18 +113,22 @@ class Processor:
         self.store.set_batch(batch.id, model=f"{name}:{version}")
         dims = int(model.input_schema.get("spatial_dims", 2))
         todo = [r for r in rows if r.status == "received"]
+        clock = time.perf_counter()
         if todo:
             with tempfile.TemporaryDirectory(dir=self.config.home / "tmp") as tmp:  # de-identified copies
                 if dims == 3:
                     self._infer_volume(model, version, rows, sources, Path(tmp))
                 else:
                     self._infer_images(model, version, todo, sources, Path(tmp))
+        seconds["infer"] = time.perf_counter() - clock
         findings = self._findings(batch.id, dims, sources)
         if not findings:
             self.store.finish(batch.id, "failed", "no instance of the series could be read")
             return
-        outputs = self._deliver(batch, name, version, model.target.classes, findings)
+        outputs = self._deliver(batch, name, version, model.target.classes, findings, seconds)
+        outputs["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
         self.store.finish(batch.id, "done", outputs=outputs)
+        log.info("batch %s: %d finding(s) in %s s", batch.id, len(findings), outputs["seconds"])
         self.purge()
 
     def _infer_images(self, model, version: str, todo, sources, tmp: Path) -> None:
@@ -198,13 +204,16 @@ class Processor:
         sealed = (row.result or {}).get("cam")
         return self.spool.unseal(sealed, row.sop_uid) if sealed else None
 
-    def _deliver(self, batch, model_name: str, version: str, classes, findings) -> dict[str, Any]:
+    def _deliver(self, batch, model_name: str, version: str, classes, findings, seconds) -> dict[str, Any]:
+        clock = time.perf_counter()
         sr = results.build_sr(batch.id, model_name, version, list(classes), findings)
         captures = [results.build_sc(batch.id, model_name, version, f, i + 1)
                     for i, f in enumerate(findings) if f.cam_png]
         objects = [sr, *captures]
         waiting = [ds for ds in objects if not self.store.was_sent(str(ds.SOPInstanceUID))]
         destination = self.config.send_to
+        seconds["build"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         if waiting and destination is not None:
             send(waiting, destination, self.config.ae_title)
             events = []
@@ -222,6 +231,7 @@ class Processor:
 
             bundle = results.fhir_bundle(batch.id, model_name, version, findings)
             atomic_write_text(self.config.fhir_dir / f"{batch.id}.json", json.dumps(bundle, indent=1))
+        seconds["send"] = time.perf_counter() - clock
         return {"sr": str(sr.SOPInstanceUID), "captures": [str(c.SOPInstanceUID) for c in captures],
                 "findings": len(findings), "sent_to": destination.describe() if destination else None}
 
