@@ -228,16 +228,21 @@ class GatewayStore:
         return "queued"
 
     def was_sent(self, uid: str) -> bool:
-        with self._sessions() as session:
-            return session.get(ResultRow, uid) is not None
+        return bool(self.sent_among([uid]))
 
-    def record_sent(self, uid: str, batch_id: str, kind: str, destination: str | None) -> None:
-        try:
-            with self._sessions.begin() as session:
-                session.add(ResultRow(uid=uid, batch_id=batch_id, kind=kind, destination=destination,
-                                      sent_at=_now()))
-        except SQLIntegrityError:
-            pass
+    def sent_among(self, uids: list[str]) -> set[str]:
+        """Which of these result UIDs were stored at the destination already."""
+        if not uids:
+            return set()
+        with self._sessions() as session:
+            return set(session.scalars(select(ResultRow.uid).where(ResultRow.uid.in_(uids))))
+
+    def record_sent(self, uids: list[str], batch_id: str, kind: str, destination: str | None) -> None:
+        """Result objects stored at the destination, in one transaction."""
+        sent = self.sent_among(uids)
+        with self._sessions.begin() as session:
+            session.add_all([ResultRow(uid=uid, batch_id=batch_id, kind=kind, destination=destination,
+                                       sent_at=_now()) for uid in dict.fromkeys(uids) if uid not in sent])
 
     def expired_spool(self, retention_hours: float) -> list[tuple[str, str]]:
         """(sop_uid, spool file) of finished instances past the retention; their spool is forgotten here."""

@@ -205,35 +205,43 @@ class Processor:
         return self.spool.unseal(sealed, row.sop_uid) if sealed else None
 
     def _deliver(self, batch, model_name: str, version: str, classes, findings, seconds) -> dict[str, Any]:
+        """The SR first (what is read), then the captures; FHIR last. Objects already stored are skipped."""
         clock = time.perf_counter()
         sr = results.build_sr(batch.id, model_name, version, list(classes), findings)
-        captures = [results.build_sc(batch.id, model_name, version, f, i + 1)
-                    for i, f in enumerate(findings) if f.cam_png]
-        objects = [sr, *captures]
-        waiting = [ds for ds in objects if not self.store.was_sent(str(ds.SOPInstanceUID))]
-        destination = self.config.send_to
         seconds["build"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        if waiting and destination is not None:
-            send(waiting, destination, self.config.ae_title)
-            events = []
-            for ds in waiting:
-                kind = "sr" if ds is sr else "sc"
-                self.store.record_sent(str(ds.SOPInstanceUID), batch.id, kind, destination.describe())
-                events.append(dict(action="gateway.send", role="dicom", route="gateway:send",
-                                   method="STOW-RS" if destination.url else "C-STORE", model=model_name,
-                                   model_version=version, input_sha256=uid_sha(ds.SOPInstanceUID),
-                                   client=destination.describe()[:200], detail={"kind": kind}))
-            self.audit.record_many(events)
+        self._send(batch.id, [sr], "sr", model_name, version)
+        seconds["send"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        captures = [results.build_sc(batch.id, model_name, version, f, i + 1)
+                    for i, f in enumerate(findings) if f.cam_png]
+        seconds["build"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        self._send(batch.id, captures, "sc", model_name, version)
         if self.config.fhir_dir is not None:
-            self.config.fhir_dir.mkdir(parents=True, exist_ok=True)
             import json
 
+            self.config.fhir_dir.mkdir(parents=True, exist_ok=True)
             bundle = results.fhir_bundle(batch.id, model_name, version, findings)
             atomic_write_text(self.config.fhir_dir / f"{batch.id}.json", json.dumps(bundle, indent=1))
-        seconds["send"] = time.perf_counter() - clock
+        seconds["send"] += time.perf_counter() - clock
+        destination = self.config.send_to
         return {"sr": str(sr.SOPInstanceUID), "captures": [str(c.SOPInstanceUID) for c in captures],
                 "findings": len(findings), "sent_to": destination.describe() if destination else None}
+
+    def _send(self, batch_id: str, objects: list, kind: str, model_name: str, version: str) -> None:
+        destination = self.config.send_to
+        sent = self.store.sent_among([str(ds.SOPInstanceUID) for ds in objects])
+        waiting = [ds for ds in objects if str(ds.SOPInstanceUID) not in sent]
+        if not waiting or destination is None:
+            return
+        send(waiting, destination, self.config.ae_title)
+        uids = [str(ds.SOPInstanceUID) for ds in waiting]
+        self.store.record_sent(uids, batch_id, kind, destination.describe())
+        self.audit.record_many([dict(action="gateway.send", role="dicom", route="gateway:send",
+                                     method="STOW-RS" if destination.url else "C-STORE", model=model_name,
+                                     model_version=version, input_sha256=uid_sha(uid),
+                                     client=destination.describe()[:200], detail={"kind": kind}) for uid in uids])
 
     def purge(self) -> int:
         """Delete encrypted originals whose series is finished and whose retention is over."""
