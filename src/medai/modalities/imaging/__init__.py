@@ -113,11 +113,11 @@ class ImagingModality(Modality):
 
     # -- explaining --------------------------------------------------------------------------------------
     def explain(self, model, X, top_k: int = 5) -> list[dict[str, Any]]:
-        from medai.modalities.imaging.figures import gradcam_png
+        from medai.modalities.imaging.figures import gradcam_pngs
 
         dims = int(model.input_schema["spatial_dims"])
-        return [{"image_png": gradcam_png(model.learner, X[i], dims), "explains": "Grad-CAM of the predicted class",
-                 "summary": "Grad-CAM heatmap of the predicted class"} for i in range(len(X))]
+        return [{"image_png": png, "explains": "Grad-CAM of the predicted class",
+                 "summary": "Grad-CAM heatmap of the predicted class"} for png in gradcam_pngs(model.learner, X, dims)]
 
     def report_extras(self, model, X_test, y_test) -> dict[str, Any]:
         from medai.modalities.imaging.figures import examples_png, gradcam_grid_png
@@ -153,9 +153,11 @@ class ImagingModality(Modality):
         return f"max |onnx - torch| = {difference:.1e}"
 
     def register_cli(self, app) -> None:
+        from medai.gateway.cli import gateway_app
         from medai.modalities.imaging.cli import enhance_app
 
         app.add_typer(enhance_app, name="enhance")
+        app.add_typer(gateway_app, name="gateway")  # the DICOM network gateway (medai[pacs])
 
 
 register_modality(ImagingModality())

@@ -25,6 +25,27 @@ def gradcam_png(classifier, x: np.ndarray, spatial_dims: int) -> bytes:
     return buffer.getvalue()
 
 
+def gradcam_pngs(classifier, X: np.ndarray, spatial_dims: int, chunk: int = 32) -> list[bytes]:
+    """:func:`gradcam_png` for a batch: the maps of ``chunk`` images at a time (one network copy, one backward
+    pass each), the same pictures as one image at a time."""
+    from PIL import Image
+
+    from medai.modalities.imaging.gradcam import gradcam, overlay
+
+    pictures = []
+    for start in range(0, len(X), chunk):
+        heats = gradcam(classifier, X[start:start + chunk])
+        for x, heat in zip(X[start:start + chunk], heats, strict=True):
+            image = x.mean(axis=0)
+            if spatial_dims == 3:
+                middle = image.shape[0] // 2
+                image, heat = image[middle], heat[middle]
+            buffer = io.BytesIO()
+            Image.fromarray(overlay(image, heat)).save(buffer, format="PNG")
+            pictures.append(buffer.getvalue())
+    return pictures
+
+
 def examples_png(X: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: list[str], n: int = 12) -> bytes:
     plt = pyplot()
     n = min(n, len(X))
