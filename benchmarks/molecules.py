@@ -137,14 +137,17 @@ def main() -> None:
     parser.add_argument("--tasks", default="bbbp,bace,esol,tox21,tox21-scaffold")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--no-chemprop", action="store_true")
+    parser.add_argument("--models", default=",".join(MODELS), help="which of: " + ", ".join(MODELS))
+    parser.add_argument("--table-only", action="store_true", help="print and write the table of stored results")
     parser.add_argument("--results", default=os.environ.get("MEDAI_BENCH_DIR", "benchmarks/.results"))
     args = parser.parse_args()
     names = [n for n in args.tasks.split(",") if n]
-    models = [m for m in MODELS if not (args.no_chemprop and m == "peer chemprop")]
+    chosen = [m.strip() for m in args.models.split(",")]
+    models = [m for m in MODELS if m in chosen and not (args.no_chemprop and m == "peer chemprop")]
     store = Path(args.results) / "molecules.json"
     store.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(store.read_text()) if store.exists() else {}
-    for name in names:
+    for name in [] if args.table_only else names:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for model in models:
                 key = f"{name}|{model}|{seed}"
@@ -155,7 +158,7 @@ def main() -> None:
                 r = results[key]
                 print(f"{key}: {r['metric']} {r['value']:.4f}  cpu {r['cpu_s'] / 60:.1f} min  wall "
                       f"{r['wall_s'] / 60:.1f} min", flush=True)
-    markdown = table(results, names, models)
+    markdown = table(results, names, list(MODELS))
     over = [f"{k} ({v['wall_s'] / 60:.1f} min)" for k, v in results.items()
             if k.split("|")[1] == MODELS[0] and v["wall_s"] > 60 * LIMITS.get(k.split("|")[0], 10)]
     markdown += ("\n\nRuns over their time budget (wall): " + ", ".join(over)) if over else \

@@ -54,7 +54,8 @@ def classifier(assay, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("model") / "m"
     result = subprocess.run([sys.executable, "-m", "medai.cli", "train", "--data", str(assay / "assay.csv"),
-                             "--target", "active", "--learner", "rf", "--split", "scaffold", "--seed", "1",
+                             "--target", "active", "--learner", "rf", "--n-estimators", "100", "--split", "scaffold",
+                             "--seed", "1",
                              "--out", str(out), "--no-register", "--json"], capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr
@@ -152,7 +153,8 @@ def test_regression_end_to_end_with_intervals(tmp_path, capsys):
     frame = subset(ESOL, 200).rename(columns={"logp": "log_solubility"})
     frame.to_csv(tmp_path / "sol.csv", index=False)
     code, stdout, err = run(["train", "--data", tmp_path / "sol.csv", "--target", "log_solubility", "--learner",
-                             "lightgbm", "--split", "random", "--out", tmp_path / "m", "--json"], capsys)
+                             "lightgbm", "--n-estimators", "100", "--split", "random", "--out", tmp_path / "m",
+                             "--json"], capsys)
     assert code == 0, err
     metrics = json.loads(stdout)
     assert metrics["kind"] == "regression" and metrics["test"]["rmse"]["value"] < 1.6
@@ -170,7 +172,8 @@ def test_tox21_style_multitask_labels_with_gaps(tmp_path, capsys):
     assert frame[["NR-AhR", "SR-ARE", "SR-MMP"]].isna().any().any()
     frame.to_csv(tmp_path / "tox.csv", index=False)
     code, stdout, err = run(["train", "--data", tmp_path / "tox.csv", "--target", "NR-AhR,SR-ARE,SR-MMP",
-                             "--learner", "lightgbm", "--split", "random", "--out", tmp_path / "m", "--json"], capsys)
+                             "--learner", "lightgbm", "--n-estimators", "60", "--features", "morgan", "--split",
+                             "random", "--out", tmp_path / "m", "--json"], capsys)
     assert code == 0, err
     metrics = json.loads(stdout)
     assert metrics["kind"] == "multilabel" and "auroc[SR-MMP]" in metrics["test"]
@@ -203,7 +206,8 @@ def test_sdf_with_and_without_the_named_property(tmp_path, capsys):
     _bad(capsys, ["train", "--data", tmp_path / "set.sdf", "--target", "pIC50", "--out", tmp_path / "x"],
          "has no property 'pIC50'; property names: ['permeable']", tmp_path / "x")
     code, stdout, err = run(["train", "--data", tmp_path / "set.sdf", "--target", "permeable", "--learner", "rf",
-                             "--split", "random", "--out", tmp_path / "m", "--json", "--conformal", "none"], capsys)
+                             "--n-estimators", "50", "--split", "random", "--out", tmp_path / "m", "--json",
+                             "--conformal", "none"], capsys)
     assert code == 0 and json.loads(stdout)["kind"] == "binary", err
 
 

@@ -52,6 +52,8 @@ class MoleculesModality(Modality):
         CliOption("--domain-threshold", "Molecules: nearest-train Tanimoto similarity below which a molecule is "
                   f"outside the applicability domain (default {domain.THRESHOLD}).", float, commands=_TRAIN),
         CliOption("--epochs", "Molecules (chemprop) and images: maximum training epochs.", int, commands=_TRAIN),
+        CliOption("--n-estimators", "Molecules: trees of the random forest and of LightGBM (default 500).", int,
+                  commands=_TRAIN),
         CliOption("--mpnn-descriptors", "Molecules: give chemprop RDKit 2D descriptors as extra features.",
                   is_flag=True, commands=_TRAIN),
     )
@@ -144,8 +146,11 @@ class MoleculesModality(Modality):
             raise MedAIError(f"unknown learner {name!r} for molecules; choose one of {', '.join(LEARNERS)}")
         features = extra.get("features") or "morgan,rdkit2d,maccs"
         Featurizer(parse_kinds(features), int(extra.get("radius") or 2), int(extra.get("n_bits") or 2048))
+        trees = int(extra.get("n_estimators") or 500)
+        if trees < 1:
+            raise MedAIError(f"--n-estimators must be at least 1, got {trees}")
         return MoleculeForest(model=name, task=target.kind, features=features, radius=int(extra.get("radius") or 2),
-                              n_bits=int(extra.get("n_bits") or 2048), seed=options.seed)
+                              n_bits=int(extra.get("n_bits") or 2048), n_estimators=trees, seed=options.seed)
 
     def fit(self, learner, X, y, X_val=None, y_val=None):
         if hasattr(learner, "network_") or type(learner).__name__ == "ChempropLearner":

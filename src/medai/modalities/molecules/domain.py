@@ -63,7 +63,8 @@ def report(model, X_test, y_test) -> dict[str, Any]:
     s = model.scores(X_test)
     headline = model.evaluator.headline
     rows = []
-    for label, mask in (("in domain", inside), ("outside domain", ~inside), ("all test molecules", np.ones_like(inside))):
+    everything = np.ones_like(inside)
+    for label, mask in (("in domain", inside), ("outside domain", ~inside), ("all test molecules", everything)):
         rows.append([label, int(mask.sum()), _headline(model, y[mask], s[mask]) if mask.any() else None])
     quantiles = {f"q{int(q * 100)}": round(float(np.quantile(nearest, q)), 4) for q in (0.1, 0.25, 0.5, 0.75, 0.9)}
     metrics = {"applicability_domain": {

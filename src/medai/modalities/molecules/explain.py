@@ -36,7 +36,7 @@ def forest_atom_weights(learner, smiles: str, output: int) -> np.ndarray:
     featurizer = learner.featurizer
     if "morgan" not in featurizer.kinds:
         raise MedAIError("per-atom maps of a tree model need Morgan features (--features morgan,...)")
-    offset = featurizer.names().index("ecfp%d_0" % (2 * featurizer.radius))
+    offset = featurizer.names().index(f"ecfp{2 * featurizer.radius}_0")
     mol = mols([smiles])[0]
     row = featurizer.transform([smiles])[0]
     n_atoms = mol.GetNumAtoms()

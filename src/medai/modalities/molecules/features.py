@@ -104,10 +104,13 @@ def morgan_bit_atoms(mol, radius: int, n_bits: int) -> dict[int, list[tuple[int,
     return {int(bit): [(int(a), int(r)) for a, r in envs] for bit, envs in info.GetBitInfoMap().items()}
 
 
+SKIPPED_DESCRIPTORS = ("Ipc",)  # a pure-Python characteristic polynomial: slow, and its values reach 1e40
+
+
 def descriptor_functions() -> list:
     from rdkit.Chem import Descriptors
 
-    return list(Descriptors._descList)
+    return [(name, f) for name, f in Descriptors._descList if name not in SKIPPED_DESCRIPTORS]
 
 
 def rdkit_descriptors(molecules) -> np.ndarray:

@@ -31,9 +31,10 @@ def forest(task: str, seed: int, n_estimators: int, n_jobs: int):
 
 
 def boosting(task: str, seed: int, n_estimators: int, n_jobs: int):
+    # one thread: LightGBM's OpenMP threads spin-wait, which on a shared or busy machine costs far more than it saves
     params = dict(n_estimators=n_estimators, learning_rate=0.03, num_leaves=31, min_child_samples=10,
                   subsample=0.8, subsample_freq=1, colsample_bytree=0.3, reg_lambda=1.0, random_state=seed,
-                  n_jobs=n_jobs, verbosity=-1)
+                  n_jobs=1, verbosity=-1)
     if task == "regression":
         from lightgbm import LGBMRegressor
 

@@ -96,12 +96,12 @@ class ChempropLearner(DomainMixin, BaseEstimator):
         return models.MPNN(mp, cnn.NormAggregation(), predictor, batch_norm=False, X_d_transform=x_d)
 
     def fit(self, X, y, X_val=None, y_val=None):
+        import logging
+        import warnings
+
         import torch
         from chemprop import data
         from lightning import pytorch as pl
-
-        import logging
-        import warnings
 
         for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
             logging.getLogger(name).setLevel(logging.ERROR)

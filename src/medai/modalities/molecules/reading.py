@@ -63,7 +63,9 @@ def find_smiles_column(frame: pd.DataFrame, requested: str | None, source: str) 
     for column in frame.columns:
         if frame[column].dtype == object and looks_like_smiles(frame[column]):
             return column
-    return by_name[0] if by_name and frame[by_name[0]].dtype == object else None
+    if by_name and (frame[by_name[0]].dtype == object or frame[by_name[0]].isna().all()):
+        return by_name[0]  # named as SMILES: its values are checked (and refused row by row) when read
+    return None
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -131,7 +133,7 @@ def merge_duplicates(frame: pd.DataFrame, targets: list[str], regression: bool) 
     if repeated.empty:
         return frame, []
     notes, rows, conflicts = [], [], 0
-    for smiles, group in frame.groupby("_smiles", sort=False):
+    for _, group in frame.groupby("_smiles", sort=False):
         row = group.iloc[0].copy()
         if len(group) > 1:
             for t in targets:
