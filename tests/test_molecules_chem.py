@@ -115,3 +115,14 @@ def test_the_package_imports_without_rdkit_chemprop_or_torch():
             "assert 'torch' not in sys.modules\nprint('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_patient_table_with_a_drug_name_column_is_not_claimed(tmp_path):
+    from medai.modalities import get_modality, modality_for_data
+    from medai.road import TrainOptions
+
+    frame = pd.DataFrame({"age": range(40), "drug": ["Ibuprofen", "aspirin", "Caffeine", "Nicotine"] * 10,
+                          "outcome": [0, 1] * 20})
+    frame.to_csv(tmp_path / "patients.csv", index=False)
+    assert get_modality("molecules").claims(tmp_path / "patients.csv", TrainOptions()) == 0
+    assert modality_for_data(tmp_path / "patients.csv", TrainOptions()).name == "tabular"

@@ -224,5 +224,6 @@ def test_bad_molecule_files_get_one_clear_line_and_nothing_is_written(tmp_path, 
          "single value", tmp_path / "c")
     _bad(capsys, ["train", "--data", tmp_path / "one.csv", "--target", "p_np", "--split", "stratified", "--out",
                   tmp_path / "d"], "--split must be one of scaffold, random, balanced-scaffold", tmp_path / "d")
-    _bad(capsys, ["train", "--data", tmp_path / "one.csv", "--target", "p_np", "--learner", "svm", "--out",
+    subset(BBBP, 80).to_csv(tmp_path / "two.csv", index=False)
+    _bad(capsys, ["train", "--data", tmp_path / "two.csv", "--target", "p_np", "--learner", "svm", "--out",
                   tmp_path / "e"], "unknown learner 'svm'", tmp_path / "e")

@@ -153,7 +153,7 @@ class MoleculesModality(Modality):
                               n_bits=int(extra.get("n_bits") or 2048), n_estimators=trees, seed=options.seed)
 
     def fit(self, learner, X, y, X_val=None, y_val=None):
-        if hasattr(learner, "network_") or type(learner).__name__ == "ChempropLearner":
+        if getattr(learner, "watches_validation", False):
             return learner.fit(X, y, X_val, y_val)
         return learner.fit(X, y)
 

@@ -16,6 +16,15 @@ from medai.errors import MedAIError
 from medai.modalities.molecules.features import Featurizer, parse_kinds
 
 MODELS = ("rf", "lightgbm", "auto")
+EMBED = ("MolWt", "MolLogP", "TPSA", "NumHDonors", "NumHAcceptors", "NumRotatableBonds", "RingCount",
+         "NumAromaticRings", "FractionCSP3", "HeavyAtomCount")
+
+
+def compact_descriptors(X) -> np.ndarray:
+    """Ten physico-chemical descriptors: the representation the conformal difficulty estimate learns from."""
+    featurizer = Featurizer(("rdkit2d",))
+    names = featurizer.descriptor_names()
+    return np.nan_to_num(featurizer.transform(X)[:, [names.index(n) for n in EMBED]])
 
 
 def forest(task: str, seed: int, n_estimators: int, n_jobs: int):
@@ -129,13 +138,7 @@ class MoleculeForest(DomainMixin, BaseEstimator):
         return out.argmax(axis=1)
 
     def embed(self, X) -> np.ndarray:
-        """Descriptor part of the features (for the conformal difficulty estimate): few, dense, informative."""
-        featurizer = self.featurizer
-        F = featurizer.transform(X)
-        if "rdkit2d" not in featurizer.kinds:
-            return np.nan_to_num(F)
-        start = featurizer.names().index(featurizer.descriptor_names()[0])
-        return np.nan_to_num(F[:, start:start + len(featurizer.descriptor_names())])
+        return compact_descriptors(X)
 
 
 def clone_forest(learner: MoleculeForest) -> MoleculeForest:

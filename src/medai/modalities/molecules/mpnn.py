@@ -28,6 +28,8 @@ def _compress(D: np.ndarray) -> np.ndarray:
 class ChempropLearner(DomainMixin, BaseEstimator):
     """chemprop D-MPNN. ``task``: binary, multiclass, multilabel or regression (the road's kinds)."""
 
+    watches_validation = True  # keeps the epoch with the lowest validation loss
+
     def __init__(self, task: str = "binary", n_classes: int = 2, epochs: int = 50, batch_size: int = 64,
                  hidden_size: int = 300, depth: int = 3, ffn_hidden: int = 300, ffn_layers: int = 1,
                  dropout: float = 0.0, descriptors: bool = False, seed: int = 0, threads: int = 2,
@@ -136,7 +138,8 @@ class ChempropLearner(DomainMixin, BaseEstimator):
                 val.normalize_targets(scaler=_scaler(y_mean, y_scale))
             if self.n_descriptors_:
                 val.normalize_inputs("X_d", _scaler(d_mean, d_scale))
-            loaders.append(data.build_dataloader(val, batch_size=int(self.batch_size), num_workers=0, shuffle=False))
+            loaders.append(data.build_dataloader(val, batch_size=int(self.batch_size), num_workers=0, shuffle=False,
+                                      drop_last=False))
         trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=bool(self.progress),
                              enable_model_summary=False, accelerator="cpu", devices=1, max_epochs=int(self.epochs),
                              callbacks=[best] if len(loaders) > 1 else [], num_sanity_val_steps=0)
@@ -154,7 +157,8 @@ class ChempropLearner(DomainMixin, BaseEstimator):
         from chemprop import data
 
         dataset = self._dataset(X)
-        loader = data.build_dataloader(dataset, batch_size=256, num_workers=0, shuffle=False)
+        loader = data.build_dataloader(dataset, batch_size=256, num_workers=0, shuffle=False,
+                                      drop_last=False)
         self.network_.eval()
         outputs = []
         with torch.inference_mode():
@@ -197,13 +201,10 @@ class ChempropLearner(DomainMixin, BaseEstimator):
         return (bmg.V.grad * bmg.V).sum(dim=1).detach().numpy()
 
     def embed(self, X) -> np.ndarray:
-        """The learned molecule fingerprint (for the conformal difficulty estimate)."""
-        import torch
-        from chemprop import data
+        """Ten physico-chemical descriptors (for the conformal difficulty estimate)."""
+        from medai.modalities.molecules.learners import compact_descriptors
 
-        loader = data.build_dataloader(self._dataset(X), batch_size=256, num_workers=0, shuffle=False)
-        with torch.inference_mode():
-            return np.concatenate([self.network_.fingerprint(b[0], b[1], b[2]).numpy() for b in loader])
+        return compact_descriptors(X)
 
     # -- storing ---------------------------------------------------------------------------------------------
     def to_files(self) -> dict[str, bytes]:

@@ -51,21 +51,24 @@ def looks_like_smiles(series: pd.Series, sample: int = 200) -> bool:
     return bool(parsed.mean() >= 0.8)
 
 
+def _strong_name(column) -> bool:
+    return "smile" in str(column).strip().lower()
+
+
 def find_smiles_column(frame: pd.DataFrame, requested: str | None, source: str) -> str | None:
+    """The SMILES column: the one named, else a column named like one whose values are SMILES, else any column
+    whose values are SMILES, else a column called ``smiles`` (its bad values are then reported row by row)."""
     if requested:
         if requested not in frame.columns:
             raise MedAIError(f"--smiles-column {requested!r} is not in {source}; columns are: {list(frame.columns)}")
         return requested
-    by_name = [c for c in frame.columns if str(c).strip().lower() in SMILES_NAMES]
-    for column in by_name:
+    by_name = [c for c in frame.columns if str(c).strip().lower() in SMILES_NAMES or _strong_name(c)]
+    others = [c for c in frame.columns if c not in by_name]
+    for column in by_name + others:
         if frame[column].dtype == object and looks_like_smiles(frame[column]):
             return column
-    for column in frame.columns:
-        if frame[column].dtype == object and looks_like_smiles(frame[column]):
-            return column
-    if by_name and (frame[by_name[0]].dtype == object or frame[by_name[0]].isna().all()):
-        return by_name[0]  # named as SMILES: its values are checked (and refused row by row) when read
-    return None
+    strong = [c for c in by_name if _strong_name(c) and (frame[c].dtype == object or frame[c].isna().all())]
+    return strong[0] if strong else None
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -127,30 +130,30 @@ def standardise_frame(frame: pd.DataFrame, column: str, standardiser: Standardis
 
 
 def merge_duplicates(frame: pd.DataFrame, targets: list[str], regression: bool) -> tuple[pd.DataFrame, list[str]]:
-    """One row per standardised molecule: numbers averaged, agreeing labels kept, conflicting labels left out."""
-    counts = frame["_smiles"].value_counts()
-    repeated = counts[counts > 1]
-    if repeated.empty:
+    """One row per standardised molecule (at its first position): numbers averaged, agreeing labels kept,
+    conflicting labels left unknown."""
+    repeated_mask = frame["_smiles"].duplicated(keep=False).to_numpy()
+    if not repeated_mask.any():
         return frame, []
-    notes, rows, conflicts = [], [], 0
-    for _, group in frame.groupby("_smiles", sort=False):
+    conflicts, rows = 0, {}
+    for _, group in frame.loc[repeated_mask].groupby("_smiles", sort=False):
         row = group.iloc[0].copy()
-        if len(group) > 1:
-            for t in targets:
-                values = group[t].dropna()
-                if regression:
-                    row[t] = pd.to_numeric(values, errors="coerce").mean() if len(values) else np.nan
-                elif values.astype(str).nunique() > 1:
-                    row[t], conflicts = np.nan, conflicts + 1
-                elif len(values):
-                    row[t] = values.iloc[0]
-        rows.append(row)
-    merged = pd.DataFrame(rows).reset_index(drop=True)
+        for t in targets:
+            values = group[t].dropna()
+            if regression:
+                row[t] = pd.to_numeric(values, errors="coerce").mean() if len(values) else np.nan
+            elif values.astype(str).nunique() > 1:
+                row[t], conflicts = np.nan, conflicts + 1
+            elif len(values):
+                row[t] = values.iloc[0]
+        rows[group.index[0]] = row
+    kept = frame.loc[~repeated_mask]
+    merged = pd.concat([kept, pd.DataFrame.from_dict(rows, orient="index")]).sort_index().reset_index(drop=True)
+    n_records, n_molecules = int(repeated_mask.sum()), len(rows)
     how = "their values averaged" if regression else "agreeing labels kept"
-    notes.append(f"{int(repeated.sum())} records are {len(repeated)} molecules repeated after standardisation: merged "
-                 f"into one each ({how}" + (f"; {conflicts} conflicting label(s) left unknown" if conflicts else "")
-                 + ")")
-    return merged, notes
+    note = (f"{n_records} records are {n_molecules} molecules repeated after standardisation: merged into one each "
+            f"({how}" + (f"; {conflicts} conflicting label(s) left unknown" if conflicts else "") + ")")
+    return merged, [note]
 
 
 def smiles_keys(smiles) -> np.ndarray:
