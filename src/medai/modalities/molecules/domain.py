@@ -87,7 +87,7 @@ def report(model, X_test, y_test) -> dict[str, Any]:
 
 
 def _histogram(nearest: np.ndarray, threshold: float) -> bytes:
-    from medai.evaluation.plots import _figure, _png
+    from medai.evaluation.plots import _figure, png_bytes
 
     fig, ax = _figure(4.6, 3.4)
     ax.hist(nearest, bins=np.linspace(0, 1, 26), color="#4477aa")
@@ -95,4 +95,4 @@ def _histogram(nearest: np.ndarray, threshold: float) -> bytes:
     ax.set_xlabel("Tanimoto similarity to nearest training molecule")
     ax.set_ylabel("test molecules")
     ax.legend(frameon=False)
-    return _png(fig)
+    return png_bytes(fig)
