@@ -64,15 +64,24 @@ class MoleculesModality(Modality):
 
         return claims_file(Path(path), options)
 
+    @staticmethod
+    def _check_learner(options) -> None:
+        """A misspelt learner is refused before any molecule is read."""
+        name = ALIASES.get(options.learner or "auto", options.learner or "auto")
+        if name not in LEARNERS:
+            raise MedAIError(f"unknown learner {options.learner!r} for molecules; choose one of {', '.join(LEARNERS)}")
+
     def read_training_data(self, path: Path, options) -> Dataset:
         from medai.modalities.molecules.reading import read_user_data
 
+        self._check_learner(options)
         return domain.with_threshold(read_user_data(Path(path), options), options)
 
     def load_task_data(self, task, options) -> Dataset:
         from medai.data.registry import get_dataset
         from medai.modalities.molecules.reading import build_dataset
 
+        self._check_learner(options)
         spec = get_dataset(task.dataset)
         return domain.with_threshold(build_dataset(
             spec.load(), options, source=spec.name, smiles_column=task.options.get("smiles_column"),
