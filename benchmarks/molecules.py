@@ -115,11 +115,19 @@ def run_one(name: str, seed: int, model: str) -> dict:
             "sizes": {k: int(len(v)) for k, v in parts.items()}, "metric": evaluator.headline, **extra}
 
 
+def _mean(runs: list[dict], key: str) -> str:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return f"{np.mean(values):.2f}" if values else ""
+
+
 def table(results: dict, names: list[str], models: list[str]) -> str:
     lines = ["| task (split) | model | test metric (mean ± sd over seeds) | seeds | CPU min/run (max) | "
-             "wall min/run (max) | target |", "|---|---|---|---|---|---|---|"]
+             "wall min/run (max) | conformal coverage at 90% | test in domain | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         task, split, target = RUNS[name]
+        if not any(key.startswith(f"{name}|") for key in results):
+            lines.append(f"| {task} ({split}) | (all) | not measured in this run | 0 | | | | | {target} |")
         for model in models:
             runs = [r for key, r in results.items() if key.startswith(f"{name}|{model}|")]
             if not runs:
@@ -128,7 +136,8 @@ def table(results: dict, names: list[str], models: list[str]) -> str:
             metric = runs[0]["metric"].replace("auroc_macro", "ROC-AUC (mean of tasks)").replace("auroc", "ROC-AUC")
             lines.append(f"| {task} ({split}) | {model} | {metric} {values.mean():.3f} ± {values.std():.3f} | "
                          f"{len(runs)} | {max(r['cpu_s'] for r in runs) / 60:.1f} | "
-                         f"{max(r['wall_s'] for r in runs) / 60:.1f} | {target if model == MODELS[0] else ''} |")
+                         f"{max(r['wall_s'] for r in runs) / 60:.1f} | {_mean(runs, 'coverage')} | "
+                         f"{_mean(runs, 'in_domain')} | {target if model == MODELS[0] else ''} |")
     return "\n".join(lines)
 
 
