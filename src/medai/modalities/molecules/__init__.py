@@ -197,7 +197,9 @@ class MoleculesModality(Modality):
         return learner.embed(X)
 
     # -- trust -------------------------------------------------------------------------------------------
-    def record_extras(self, model, X) -> dict[str, list[Any]]:
+    def record_extras(self, model, X, records=None) -> dict[str, list[Any]]:
+        if X is None:  # no fast path here: the road always has the standardised molecules
+            X = self.inputs_from_records(records or [], model)
         return domain.record_extras(model, X)
 
     def explain(self, model, X, top_k: int = 5) -> list[dict[str, Any]]:
