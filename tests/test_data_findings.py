@@ -23,8 +23,9 @@ def clintox_like(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 def test_a_dropped_column_is_said_and_an_outcome_column_raises_the_leakage_sentinel(tmp_path, capsys):
     clintox_like().to_csv(tmp_path / "clintox.csv", index=False)
+    # named: a SMILES column alone makes the molecules modality claim the file (tests/test_molecules_cli.py)
     code, stdout, err = run(["train", "--data", tmp_path / "clintox.csv", "--target", "CT_TOX", "--learner", "logistic",
-                             "--out", tmp_path / "m"], capsys)
+                             "--modality", "tabular", "--out", tmp_path / "m"], capsys)
     assert code == 0, err
     assert "Column 'smiles' was not used: free text or identifier" in err
     assert "possible leakage: column 'FDA_APPROVED' looks like another outcome" in err

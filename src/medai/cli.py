@@ -83,6 +83,16 @@ def load(ref: str):
     return load_model(*model_dir(ref))
 
 
+def read_unlabelled(loaded, input_path: Path | None, extra: dict):
+    """What to predict or explain: INPUT, or records the modality takes from its own options."""
+    if input_path is not None:
+        return loaded.modality.read_inputs(Path(input_path), loaded, labelled=False, options=extra)
+    inputs = loaded.modality.inputs_from_options(loaded, extra)
+    if inputs is None:
+        raise MedAIError("missing INPUT: records or files in the model's input format")
+    return inputs
+
+
 # -- catalog --------------------------------------------------------------------------------------------
 
 @app.command()
@@ -229,7 +239,8 @@ def evaluate(
 @with_modality_options("predict")
 def predict(
     model: ModelRef,
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Records or files in the model's input format.")],
+    input_path: Annotated[Path | None, typer.Argument(metavar="[INPUT]", help="Records or files in the model's input "
+                                                      "format (or the modality's own options, e.g. --smiles).")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write predictions as CSV.")] = None,
     top_k: Annotated[int, typer.Option(help="Top contributions per record in the explanation.")] = 3,
     explain: Annotated[bool | None, typer.Option("--explain/--no-explain", help="Add a one-line explanation "
@@ -241,7 +252,7 @@ def predict(
 ) -> None:
     """Predict each record: label or value, probabilities, the conformal set or interval, an explanation."""
     loaded = load(model)
-    inputs = loaded.modality.read_inputs(Path(input_path), loaded, labelled=False, options=extra or {})
+    inputs = read_unlabelled(loaded, input_path, extra or {})
     explain = loaded.modality.explain_in_tables if explain is None else explain
     if out_of_range not in ("flag", "refuse"):
         raise MedAIError(f"--out-of-range must be flag or refuse, got {out_of_range!r}")
@@ -267,7 +278,8 @@ def predict(
 @with_modality_options("explain")
 def explain(
     model: ModelRef,
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Records or files in the model's input format.")],
+    input_path: Annotated[Path | None, typer.Argument(metavar="[INPUT]", help="Records or files in the model's input "
+                                                      "format (or the modality's own options, e.g. --smiles).")] = None,
     top_k: Annotated[int, typer.Option(help="Contributions shown per record.")] = 5,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Explanation picture (PNG); a folder when "
                                                 "several records have pictures.")] = None,
@@ -278,7 +290,7 @@ def explain(
     from medai.cli_explain import show_explanations
 
     loaded = load(model)
-    inputs = loaded.modality.read_inputs(Path(input_path), loaded, labelled=False, options=extra or {})
+    inputs = read_unlabelled(loaded, input_path, extra or {})
     show_explanations(loaded, inputs, top_k, output, as_json)
 
 

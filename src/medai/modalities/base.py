@@ -83,6 +83,11 @@ class Modality:
         ``options`` holds the values of the modality's command-line options."""
         raise MedAIError(f"the {self.name} modality cannot read {path}")
 
+    def inputs_from_options(self, model: Model, options: dict) -> Inputs | None:
+        """Records given on the command line by the modality's own options (e.g. ``--smiles``) when INPUT is
+        left out of ``medai predict``/``explain``; ``None`` when there are none."""
+        return None
+
     def inputs_from_records(self, records: list[dict[str, Any]], model: Model) -> Any:
         """The service's validated JSON records -> what the learner takes (records contract)."""
         raise MedAIError(f"{self.name} models do not take JSON records")
