@@ -23,6 +23,7 @@ EXPECTED = {
     ("GET", "/v1/jobs/{job_id}"): "jobs",
     ("GET", "/v1/jobs/{job_id}/result"): "jobs",
     ("POST", "/v1/fhir/RiskAssessment/$predict"): "predict",
+    ("POST", "/v1/deid"): "predict",  # the text modality's router
     ("POST", "/v1/admin/models"): "admin",
     ("PUT", "/v1/admin/models/{name}/versions/{version}/stage"): "admin",
     ("PUT", "/v1/admin/models/{name}/loinc-mapping"): "admin",
