@@ -54,7 +54,9 @@ def show_explanations(model, inputs, top_k: int, output: Path | None, as_json: b
 
 
 def _prediction_text(row: dict) -> str:
-    if "value" in row:
+    if "prediction_text" in row:  # kinds without a label or value say their prediction in words
+        text = row["prediction_text"]
+    elif "value" in row:
         text = f"{row['value']:.4g}"
     elif "labels" in row:
         text = ", ".join(row["labels"]) or "no label"

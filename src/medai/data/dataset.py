@@ -44,6 +44,9 @@ class Dataset:
     - ``record_keys``: one hash per record, to count duplicates across the splits.
     - ``subgroup_frame``: columns to report performance by (sex, age, site ...), aligned with the records.
     - ``notes``/``warnings``: what the reader did (dropped columns, imputed values) and what looks wrong.
+    - ``target_kind``/``target_fields``: for a target that spans columns with roles (survival: time and event;
+      treatment-effect: treatment and outcome), the kind the reader was asked for and the roles of the columns
+      of ``y`` (see :mod:`medai.tasks.composite`).
     """
 
     X: Any
@@ -64,6 +67,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # what the reader decided that the learner needs
+    target_kind: str | None = None
+    target_fields: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return count(self.X)

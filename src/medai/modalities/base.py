@@ -69,7 +69,8 @@ class Modality:
 
     # -- reading -----------------------------------------------------------------------------------------
     def claims(self, path: Path, options: TrainOptions) -> int:
-        """How surely ``path`` is this modality's data: 0 no, 1 it can read it, 2 it is clearly its kind."""
+        """How surely ``path`` is this modality's data: 0 no, 1 it can read it, 2 it is clearly its kind, 3 the
+        user gave options that only this modality reads (e.g. ``--time/--event``), which outweighs any sniffing."""
         return 0
 
     def read_training_data(self, path: Path, options: TrainOptions) -> Dataset:

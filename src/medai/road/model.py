@@ -185,7 +185,7 @@ class Model:
         """Metrics with 95% CIs on labelled records, at the model's own decision rule (and conformal coverage)."""
         encoded = self.target.encode(inputs.y, "the evaluation data")
         y = self.evaluator.outcome(encoded, self.target)
-        if self.evaluator.stratify and len(np.unique(y)) < 2:
+        if self.evaluator.stratify and len(np.unique(self.evaluator.strata(y))) < 2:
             raise MedAIError(f"the evaluation data has a single class of {self.target.column!r}; it needs both")
         s = self.scores(inputs.X)
         result: dict[str, Any] = {

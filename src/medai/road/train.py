@@ -83,8 +83,9 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     _check_options(options)
     modality = modality or get_modality(task.modality)
     out, say = Path(out) if out is not None else Path("runs") / task.name, options.say
-    target = infer_target(dataset.y, dataset.target_column, kind=options.kind or (None if task.kind == "auto"
-                          else task.kind), positive_label=options.positive_label or task.positive_label,
+    target = infer_target(dataset.y, dataset.target_column, kind=options.kind or dataset.target_kind or (
+                          None if task.kind == "auto" else task.kind), fields=dataset.target_fields,
+                          positive_label=options.positive_label or task.positive_label,
                           classes=dataset.classes, source=dataset.source,
                           kind_how="set with --kind" if options.kind else f"the kind of task {task.name}",
                           positive_how="named with --positive-label" if options.positive_label else
@@ -100,7 +101,7 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     for warning in warnings:
         say(f"warning: {warning}")
 
-    parts = _split(dataset, y, evaluator.stratify, task, options)
+    parts = _split(dataset, evaluator.strata(y), evaluator.stratify, task, options)
     conformal_mode = options.conformal if evaluator.supports_conformal else "none"
     if conformal_mode != "none" and not enough_records(len(parts["val"]), options.coverage):
         message = (f"{len(parts['val'])} validation records are too few to calibrate conformal sets at "
@@ -164,12 +165,14 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     return TrainResult(task=task, out=out, metrics=report.json_safe(metrics), model_json=model_json, model=model)
 
 
-def _split(dataset: Dataset, y, stratify: bool, task: Task, options: TrainOptions) -> dict[str, np.ndarray]:
+def _split(dataset: Dataset, strata, stratify: bool, task: Task, options: TrainOptions) -> dict[str, np.ndarray]:
+    """Train/validation/test positions; ``strata`` are what a stratified split keeps in proportion (the
+    evaluator's: class labels, event indicators, treatment arms)."""
     if dataset.official_split is not None:
         parts = {name: np.asarray(dataset.official_split[name]) for name in ("train", "val", "test")}
     else:
-        split = train_val_test_split(y, dataset.groups, val_size=task.split.val_size, test_size=task.split.test_size,
-                                     seed=options.seed, stratify=stratify)
+        split = train_val_test_split(strata, dataset.groups, val_size=task.split.val_size,
+                                     test_size=task.split.test_size, seed=options.seed, stratify=stratify)
         parts = {"train": split.train, "val": split.val, "test": split.test}
     if options.max_train:
         parts["train"] = parts["train"][: options.max_train]
@@ -202,7 +205,7 @@ def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, option
 
 def _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, spec, options) -> dict[str, dict]:
     folds, repeats = parse_cv(spec)
-    splits = cv_splits(y, dataset.groups, folds, repeats, options.seed, stratify=evaluator.stratify)
+    splits = cv_splits(evaluator.strata(y), dataset.groups, folds, repeats, options.seed, stratify=evaluator.stratify)
     fold_metrics = []
     for train_idx, test_idx in progress(splits, total=len(splits), desc=f"CV {spec}", enabled=options.show_progress):
         fitted = modality.fit(clone(learner), take(dataset.X, train_idx), y_fit[train_idx])

@@ -25,7 +25,10 @@ import pandas as pd
 from medai.errors import MedAIError
 
 KINDS = ("binary", "multiclass", "multilabel", "regression", "entities", "survival", "treatment-effect")
-ROAD_KINDS = ("binary", "multiclass", "multilabel", "regression", "entities")
+ROAD_KINDS = ("binary", "multiclass", "multilabel", "regression", "entities", "survival", "treatment-effect")
+# Kinds whose target spans several columns with roles (time + event; treatment + outcome): the reader names them
+# (``Dataset.target_kind`` and ``Dataset.target_fields``), never inferred from the values.
+COMPOSITE_KINDS = ("survival", "treatment-effect")
 # Pairs whose positive member nobody would dispute; anything else (1/2, two names) must be named.
 OBVIOUS_PAIRS = {
     ("0", "1"): "1", ("no", "yes"): "yes", ("n", "y"): "y", ("false", "true"): "true", ("f", "t"): "t",
@@ -59,6 +62,7 @@ class TargetSpec:
     classes: list[str] = field(default_factory=list)
     positive_label: str | None = None
     how: str = ""  # how the kind and the positive class were decided, said on the console and in the report
+    fields: dict = field(default_factory=dict)  # composite kinds: the roles of the columns and what they fix
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,6 +86,10 @@ class TargetSpec:
             return _label_matrix(values, self.classes, self.column, source)
         if self.kind == "entities":
             return span_lists(values, source)
+        if self.kind in COMPOSITE_KINDS:
+            from medai.tasks import composite
+
+            return composite.encode(self, values, source)
         texts = pd.Series(values).reset_index(drop=True).map(label_text)
         index = {c: i for i, c in enumerate(self.classes)}
         codes = texts.map(index)
@@ -96,7 +104,8 @@ class TargetSpec:
 
     @classmethod
     def from_json(cls, data: dict) -> TargetSpec:
-        return cls(**{k: data[k] for k in ("kind", "column", "classes", "positive_label", "how") if k in data})
+        return cls(**{k: data[k] for k in ("kind", "column", "classes", "positive_label", "how", "fields")
+                   if k in data})
 
 
 def _numbers(series: pd.Series, column: str, source: str) -> np.ndarray:
@@ -188,7 +197,7 @@ def choose_positive_label(values, requested: str | None = None, column: str = "t
 
 def infer_target(values, column: str, kind: str | None = None, positive_label: str | None = None,
                  classes: list[str] | None = None, source: str = "data", kind_how: str = "set with --kind",
-                 positive_how: str = "named with --positive-label") -> TargetSpec:
+                 positive_how: str = "named with --positive-label", fields: dict | None = None) -> TargetSpec:
     """Decide the kind of a target (or check the one asked for) and build its :class:`TargetSpec`.
 
     ``values`` are the labelled records' raw target values (a Series; a DataFrame of 0/1 columns for a
@@ -197,6 +206,10 @@ def infer_target(values, column: str, kind: str | None = None, positive_label: s
     """
     if kind is not None and kind not in ROAD_KINDS:
         raise MedAIError(f"--kind must be one of {', '.join(ROAD_KINDS)}, got {kind!r}")
+    if kind in COMPOSITE_KINDS:
+        from medai.tasks import composite
+
+        return composite.infer(kind, values, column, fields or {}, source)
     if isinstance(values, pd.DataFrame):
         if kind not in (None, "multilabel"):
             raise MedAIError(f"several target columns make a multilabel target, not {kind}")

@@ -9,7 +9,7 @@ from typing import Any
 from medai.tasks.kinds import KINDS
 
 HEADLINE_METRICS = {"binary": "auroc", "multiclass": "auroc_macro", "multilabel": "auroc_macro", "regression": "rmse",
-                    "entities": "f1"}
+                    "entities": "f1", "survival": "c_index", "treatment-effect": "ate"}
 
 
 @dataclass(frozen=True)

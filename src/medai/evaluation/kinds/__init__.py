@@ -8,6 +8,7 @@ from medai.evaluation.kinds.binary import BinaryEvaluator
 from medai.evaluation.kinds.multiclass import MulticlassEvaluator
 from medai.evaluation.kinds.multilabel import MultilabelEvaluator
 from medai.evaluation.kinds.regression import RegressionEvaluator
+from medai.evaluation.kinds.survival import SurvivalEvaluator
 
 _EVALUATORS: dict[str, KindEvaluator] = {}
 
@@ -26,7 +27,8 @@ def evaluator_for(kind: str) -> KindEvaluator:
         raise MedAIError(f"no evaluator for targets of kind {kind!r}; known: {known}") from None
 
 
-for _evaluator in (BinaryEvaluator(), MulticlassEvaluator(), MultilabelEvaluator(), RegressionEvaluator()):
+for _evaluator in (BinaryEvaluator(), MulticlassEvaluator(), MultilabelEvaluator(), RegressionEvaluator(),
+                   SurvivalEvaluator()):
     register_evaluator(_evaluator)
 
 __all__ = ["KindEvaluator", "evaluator_for", "register_evaluator"]

@@ -1,0 +1,207 @@
+"""The survival kind: --time/--event through the road, Cox/forest learners, C-index/IBS with CIs, curves from
+predict (CLI and service), and clear errors for bad follow-up data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medai.cli import main
+
+
+def survival_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Exponential event times whose hazard rises with age and stage, with independent censoring."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(60, 10, n)
+    stage = rng.choice(["I", "II", "III"], n)
+    noise = rng.normal(size=n)
+    log_hazard = 0.08 * (age - 60) + np.select([stage == "II", stage == "III"], [0.9, 1.8], 0.0)
+    event_time = rng.exponential(1.0 / (0.002 * np.exp(log_hazard)))
+    censor_time = rng.uniform(100, 1500, n)
+    return pd.DataFrame({"pid": [f"S{i}" for i in range(n)], "age": age, "stage": stage, "noise": noise,
+                         "days": np.round(np.minimum(event_time, censor_time), 1),
+                         "died": (event_time <= censor_time).astype(int)})
+
+
+def run(args, capsys) -> tuple[int, str, str]:
+    import sys
+
+    old = sys.argv
+    sys.argv = ["medai", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One Cox model through the road's --data path (shared by the tests that only read it)."""
+    from medai.road import TrainOptions, train_data
+
+    folder = tmp_path_factory.mktemp("survival")
+    survival_frame().to_csv(folder / "cohort.csv", index=False)
+    options = TrainOptions(learner="cox", seed=1, id_column="pid", show_progress=False,
+                           extra={"time": "days", "event": "died", "horizons": "180,365,730", "time_unit": "days"})
+    result = train_data(folder / "cohort.csv", folder / "model", options)
+    return folder, result
+
+
+def test_train_writes_the_contract_metrics_with_cis(trained):
+    folder, result = trained
+    metrics = json.loads((folder / "model/metrics.json").read_text())
+    assert metrics["kind"] == "survival" and result.model_json["modality"] == "treatment"
+    for name in ("c_index", "c_index_uno", "integrated_brier"):
+        entry = metrics["test"][name]
+        assert set(entry) == {"value", "ci_low", "ci_high"}
+        assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
+    assert metrics["test"]["c_index"]["value"] > 0.68  # the hazard depends on age and stage
+    assert 0 < metrics["test"]["integrated_brier"]["value"] < 0.25
+    assert {"auc_at_180", "auc_at_365", "brier_at_730"} <= set(metrics["test"])
+    assert metrics["split"]["balance"].startswith("event rate")
+    # Cox: hazard ratios with CIs and the Schoenfeld test; the older and later-stage, the higher the hazard
+    ratios = {r["feature"]: r for r in metrics["cox"]["hazard_ratios"]}
+    assert ratios["age"]["ci_low"] > 1 and ratios["noise"]["ci_low"] < 1 < ratios["noise"]["ci_high"]
+    assert {r["feature"] for r in metrics["cox"]["schoenfeld"]} >= {"age", "noise"}
+    calibration = metrics["calibration"]["365"]
+    assert len(calibration) >= 2 and all(0 <= r["observed"] <= 1 for r in calibration)
+    assert metrics["risk_groups_logrank"]["p"] < 0.05
+    report = (folder / "model/report.html").read_text()
+    assert "Schoenfeld" in report and "hazard ratio" in report
+    assert (folder / "model/plots/km_by_risk_tertile.png").exists()
+
+
+def test_predict_gives_curves_median_and_risk_at_horizons(trained, capsys):
+    folder, _ = trained
+    new = survival_frame(5, seed=9).drop(columns=["days", "died"])
+    new.to_csv(folder / "new.csv", index=False)
+    code, stdout, err = run(["predict", folder / "model", folder / "new.csv", "--json"], capsys)
+    assert code == 0, err
+    items = json.loads(stdout)
+    assert [i["pid"] for i in items] == new["pid"].tolist()
+    first = items[0]
+    curve = np.asarray(first["survival_curve"]["survival"])
+    assert np.all(np.diff(curve) <= 1e-12) and 0 <= curve.min() <= curve.max() <= 1
+    assert set(first["risk_at"]) == {"180", "365", "730"}
+    assert first["risk_at"]["365"] == pytest.approx(1 - first["survival_at"]["365"])
+    times = np.asarray(first["survival_curve"]["times"])
+    if first["median_survival"] is not None:
+        assert curve[np.searchsorted(times, first["median_survival"])] <= 0.5
+    code, _, err = run(["predict", folder / "model", folder / "new.csv", "-o", folder / "p.csv"], capsys)
+    table = pd.read_csv(folder / "p.csv")
+    assert code == 0 and {"risk_score", "median_survival", "risk_at_365", "survival_at_730"} <= set(table.columns)
+    # the older, later-stage patient carries the higher risk
+    assert np.corrcoef(table["risk_score"], new["age"])[0, 1] > 0
+
+
+def test_evaluate_and_explain(trained, capsys):
+    folder, _ = trained
+    survival_frame(200, seed=5).to_csv(folder / "external.csv", index=False)
+    code, stdout, err = run(["evaluate", folder / "model", "--data", folder / "external.csv", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["test"]["c_index"]["value"] > 0.65
+    code, stdout, err = run(["explain", folder / "model", folder / "external.csv", "--json", "--top-k", "2"], capsys)
+    assert code == 0, err
+    first = json.loads(stdout)[0]
+    assert first["explains"] == "log relative hazard" and len(first["contributions"]) == 2
+
+
+def test_the_service_returns_survival_curves(trained):
+    from fastapi.testclient import TestClient
+
+    from medai.client import Client
+    from medai.registry import Registry
+    from medai.serving.app import Settings, create_app
+
+    folder, _ = trained
+    Registry().register(folder / "model", name="cohort-survival")
+    app = create_app(Settings(job_poll_s=0.05, rate_limit=100_000))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        _, key = app.state.medai.keys.create("c", "clinician")
+        answer = Client(key=key, http=http).predict("cohort-survival", [
+            {"age": 80, "stage": "III", "noise": 0.0}, {"age": 40, "stage": "I", "noise": 0.0}])
+    assert answer["kind"] == "survival"
+    old, young = answer["predictions"]
+    assert old["risk_at"]["365"] > young["risk_at"]["365"]
+    assert len(old["survival_curve"]["times"]) == len(old["survival_curve"]["survival"]) > 10
+
+
+def test_forest_learners_explain_with_shap(tmp_path):
+    from medai.road import TrainOptions, train_data
+
+    survival_frame(200, seed=2).to_csv(tmp_path / "c.csv", index=False)
+    result = train_data(tmp_path / "c.csv", tmp_path / "rsf", TrainOptions(
+        learner="rsf", seed=0, show_progress=False, extra={"time": "days", "event": "died"}))
+    assert result.metrics["test"]["c_index"]["value"] > 0.6
+    importance = result.metrics["feature_importance"]
+    assert importance["age"] > importance["noise"]
+    assert "horizons at the quartiles" in result.metrics["target"]["how"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.assign(days=f["days"].where(f.index != 3, -5.0)), "negative in row 4"),
+    (lambda f: f.assign(days=f["days"].where(f.index != 7)), "missing in row 8"),
+    (lambda f: f.assign(died=f["died"] + 1), "must be 0/1 or true/false"),
+    (lambda f: f.assign(died=f["died"].map({0: "alive", 1: "dead"})), "--event-value"),
+    (lambda f: f.assign(died=0), "0 event(s)"),
+])
+def test_bad_follow_up_data_is_a_clear_error(tmp_path, capsys, change, message):
+    change(survival_frame(60)).to_csv(tmp_path / "bad.csv", index=False)
+    code, _, err = run(["train", "--data", tmp_path / "bad.csv", "--time", "days", "--event", "died",
+                        "--out", tmp_path / "m", "--no-register"], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_bad_options_are_clear_errors(tmp_path, capsys):
+    survival_frame(60).to_csv(tmp_path / "c.csv", index=False)
+    base = ["train", "--data", tmp_path / "c.csv", "--out", tmp_path / "m", "--no-register"]
+    code, _, err = run([*base, "--time", "days"], capsys)
+    assert code == 2 and "--event" in err
+    code, _, err = run([*base, "--time", "days", "--event", "died", "--horizons", "99999"], capsys)
+    assert code == 2 and "beyond the follow-up" in err
+    code, _, err = run([*base, "--time", "when", "--event", "died"], capsys)
+    assert code == 2 and "'when' is not in" in err
+    code, _, err = run([*base, "--time", "days", "--event", "died", "--learner", "svm"], capsys)
+    assert code == 2 and "unknown survival learner" in err
+
+
+def test_an_event_coded_with_names_trains_with_event_value(tmp_path):
+    from medai.road import TrainOptions, train_data
+
+    frame = survival_frame(150, seed=3)
+    frame["status"] = frame.pop("died").map({0: "censored", 1: "dead"})
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    result = train_data(tmp_path / "c.csv", tmp_path / "m", TrainOptions(
+        learner="coxnet", seed=0, show_progress=False, n_boot=50,
+        extra={"time": "days", "event": "status", "event_value": "dead"}))
+    assert result.metrics["test"]["c_index"]["value"] > 0.6
+    assert "events of 150 records" in result.metrics["target"]["how"]
+
+
+def test_harrell_equals_scikit_survival():
+    from sksurv.metrics import concordance_index_censored
+
+    from medai.evaluation.kinds.survival import harrell
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        time, event, risk = np.round(rng.exponential(10, 150)), rng.random(150) < 0.6, np.round(rng.normal(size=150), 1)
+        assert harrell(np.column_stack([time, event]), risk) == pytest.approx(
+            concordance_index_censored(event, time, risk)[0])
+
+
+def test_built_in_task_on_bundled_data(tmp_path):
+    from medai.road import TrainOptions, train_task
+
+    result = train_task("veterans-survival", tmp_path / "v", TrainOptions(learner="cox", seed=0, n_boot=50,
+                                                                          show_progress=False))
+    assert result.metrics["test"]["c_index"]["value"] > 0.6
+    assert set(result.model_json["target"]["fields"]["horizons"]) == {30.0, 90.0, 180.0}
