@@ -111,7 +111,7 @@ class LongitudinalModality(Modality):
             position = {old: new for new, old in enumerate(keep)}
             official_split = {k: np.array([position[i] for i in v if i in position]) for k, v in official_split.items()}
         schema = {"variables": list(stays.variables), "id_column": read.id_column,
-                  "window_hours": float(np.max(stays.horizon)) if len(stays) else None,
+                  "window_hours": read.window_hours,
                   "layout": "stays: PhysioNet 2012 per-stay files (folder or .tar.gz) or a long table "
                             "(id, time, variable, value)"}
         return Dataset(X=stays, y=y.iloc[keep].reset_index(drop=True), target_column=target, input_schema=schema,
@@ -188,28 +188,26 @@ class LongitudinalModality(Modality):
         from medai.modalities.base import _json_params
 
         params = _json_params(learner.get_params())
-        if hasattr(learner, "estimator_"):
+        if hasattr(learner, "booster_"):
             return {"name": "LightGBM on summary features (last/min/max/mean/slope/count per variable)",
                     "hyperparameters": params, "training": {"trees": int(learner.best_iteration_)}}
         return {"name": learner.describe(), "hyperparameters": params,
                 "training": {"best_epoch": int(learner.best_epoch_)}}
 
     def save_learner(self, learner) -> dict[str, bytes]:
-        if hasattr(learner, "to_files"):
-            return learner.to_files()
-        return super().save_learner(learner)
+        return learner.to_files()  # LightGBM's text model or safetensors, each with a JSON config
 
     def load_learner(self, directory: Path, meta: dict[str, Any]):
+        from medai.modalities.longitudinal.learners import BOOSTER, STATE, SummaryBoosting
         from medai.modalities.longitudinal.networks import CONFIG, WEIGHTS
 
         if (directory / WEIGHTS).is_file():
             from medai.modalities.longitudinal.networks import SequenceNetwork
 
             return SequenceNetwork.from_files((directory / WEIGHTS).read_bytes(), (directory / CONFIG).read_bytes())
-        return super().load_learner(directory, meta)
-
-    def trusted_modules(self) -> tuple[str, ...]:
-        return ("medai.modalities.longitudinal.", "lightgbm.")
+        if (directory / BOOSTER).is_file():
+            return SummaryBoosting.from_files((directory / BOOSTER).read_bytes(), (directory / STATE).read_bytes())
+        raise MedAIError(f"{directory} holds no longitudinal model weights ({WEIGHTS} or {BOOSTER})")
 
     # -- explaining, reporting ---------------------------------------------------------------------------
     def explain(self, model, X, top_k: int = 5) -> list[dict[str, Any]]:

@@ -58,15 +58,15 @@ def by_hours(model, stays, y, hours=HOURS, *, n_boot: int = 200, seed: int = 0) 
 
 
 def trajectories(model, stays, step: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Risk of every stay at ``step``, ``2*step``, ... hours up to the longest horizon: ``(hours, (n, H))``;
-    NaN after a stay's own horizon."""
+    """Risk of every stay at ``step``, ``2*step``, ... hours until its horizon (the last scoring of a stay uses
+    all its data): ``(hours, (n, H))``, NaN once a stay has ended."""
     end = float(np.max(stays.horizon)) if len(stays) else 0.0
-    hours = np.arange(step, end + 1e-6, step, dtype=np.float64)
+    hours = np.arange(1, int(np.ceil(end / step - 1e-9)) + 1, dtype=np.float64) * step
     if len(hours) == 0:
-        hours = np.array([end])
+        hours = np.array([step])
     risk = np.full((len(stays), len(hours)), np.nan)
     for j, h in enumerate(hours):
-        live = stays.horizon >= h - 1e-6
+        live = (stays.horizon > h - step) | ((j == 0) & (stays.horizon <= 0))
         if live.any():
             risk[live, j] = scores_at(model, stays.take(np.flatnonzero(live)), h)
     return hours, risk

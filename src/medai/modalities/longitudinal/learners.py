@@ -7,12 +7,16 @@ stays coded against another vocabulary are re-coded (unknown variables dropped) 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from medai.errors import MedAIError
 from medai.modalities.longitudinal.features import feature_names, summarise
 from medai.modalities.longitudinal.stays import Stays
+
+BOOSTER, STATE = "booster.txt", "summary_boosting.json"
 
 
 def align(stays: Stays, variables: tuple[str, ...]) -> Stays:
@@ -25,14 +29,16 @@ def align(stays: Stays, variables: tuple[str, ...]) -> Stays:
 class SummaryBoosting(BaseEstimator):
     """LightGBM on :mod:`~medai.modalities.longitudinal.features` summaries.
 
-    ``task``: ``binary``/``multiclass`` (``y`` = class index) or ``regression``.
+    ``task``: ``binary``/``multiclass`` (``y`` = class index) or ``regression``. ``augment_hours``: every
+    training stay is also seen cut at these hours (comma-separated; empty for none), with its outcome, so the
+    model has learned to score a stay from partial data (early warning); the features carry the hours seen.
     """
 
     watches_validation = True
 
     def __init__(self, task: str = "binary", n_estimators: int = 2000, learning_rate: float = 0.02,
                  num_leaves: int = 15, min_child_samples: int = 20, colsample_bytree: float = 0.5,
-                 recent_hours: float = 12.0, seed: int = 0):
+                 recent_hours: float = 12.0, augment_hours: str = "12,24,36", seed: int = 0):
         self.task = task
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -40,6 +46,7 @@ class SummaryBoosting(BaseEstimator):
         self.min_child_samples = min_child_samples
         self.colsample_bytree = colsample_bytree
         self.recent_hours = recent_hours
+        self.augment_hours = augment_hours
         self.seed = seed
 
     def _estimator(self, n_estimators: int):
@@ -65,8 +72,12 @@ class SummaryBoosting(BaseEstimator):
         """Fit; with validation stays, the number of trees is chosen by early stopping on them (then refitted)."""
         self.variables_ = tuple(stays.variables)
         self.feature_names_ = feature_names(self.variables_)
-        F = summarise(stays, float(self.recent_hours))
         y = np.asarray(y)
+        F = summarise(stays, float(self.recent_hours))
+        cuts = [float(h) for h in str(self.augment_hours or "").split(",") if h.strip()]
+        if cuts:
+            F = np.concatenate([F, *(summarise(stays.until(h), float(self.recent_hours)) for h in cuts)])
+            y = np.concatenate([y] * (len(cuts) + 1))
         rounds = int(self.n_estimators)
         if stays_val is not None and y_val is not None and len(stays_val) and len(np.unique(y_val)) > 1:
             import lightgbm
@@ -76,21 +87,54 @@ class SummaryBoosting(BaseEstimator):
                       callbacks=[lightgbm.early_stopping(100, verbose=False)])
             rounds = max(50, int(probe.best_iteration_ or rounds))
         self.best_iteration_ = rounds
-        self.estimator_ = self._estimator(rounds).fit(F, y)
+        estimator = self._estimator(rounds).fit(F, y)
+        self.booster_ = estimator.booster_
         if self.task != "regression":
-            self.classes_ = self.estimator_.classes_
+            self.classes_ = np.asarray(estimator.classes_)
         return self
 
+    def _raw(self, F: np.ndarray, **kwargs) -> np.ndarray:
+        return np.asarray(self.booster_.predict(F, **kwargs))
+
     def predict_proba(self, stays: Stays) -> np.ndarray:
-        return self.estimator_.predict_proba(self.features(stays))
+        out = self._raw(self.features(stays))
+        if out.ndim == 1:  # binary: the positive class's probability
+            out = np.column_stack([1.0 - out, out])
+        proba = np.zeros((len(out), int(self.classes_.max()) + 1))
+        proba[:, self.classes_.astype(int)] = out
+        return proba
 
     def predict(self, stays: Stays) -> np.ndarray:
-        return self.estimator_.predict(self.features(stays))
+        if self.task == "regression":
+            return self._raw(self.features(stays))
+        return self.predict_proba(stays).argmax(axis=1)
 
     def contributions(self, stays: Stays) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature SHAP contributions to the log-odds (TreeSHAP, LightGBM's own) and the features."""
         F = self.features(stays)
-        contrib = self.estimator_.predict(F, pred_contrib=True)
-        if isinstance(contrib, list):  # multiclass: one array per class
-            contrib = contrib[-1]
-        return np.asarray(contrib)[:, : F.shape[1]], F
+        contrib = self._raw(F, pred_contrib=True)
+        width = F.shape[1] + 1
+        if contrib.shape[1] > width:  # multiclass: one block per class, the last class's
+            contrib = contrib[:, -width:]
+        return contrib[:, : F.shape[1]], F
+
+    # -- files: LightGBM's own text model + JSON (nothing runs on load) ---------------------------------------
+    def to_files(self) -> dict[str, bytes]:
+        state = {"params": self.get_params(), "variables": list(self.variables_),
+                 "best_iteration": int(self.best_iteration_),
+                 "classes": None if self.task == "regression" else self.classes_.tolist()}
+        return {BOOSTER: self.booster_.model_to_string().encode(), STATE: json.dumps(state).encode()}
+
+    @classmethod
+    def from_files(cls, booster: bytes, state_bytes: bytes) -> SummaryBoosting:
+        import lightgbm
+
+        state = json.loads(state_bytes)
+        learner = cls(**state["params"])
+        learner.variables_ = tuple(state["variables"])
+        learner.feature_names_ = feature_names(learner.variables_)
+        learner.best_iteration_ = int(state["best_iteration"])
+        if state["classes"] is not None:
+            learner.classes_ = np.asarray(state["classes"])
+        learner.booster_ = lightgbm.Booster(model_str=booster.decode())
+        return learner

@@ -46,6 +46,7 @@ class ReadStays:
     notes: list[str] = field(default_factory=list)
     id_column: str = "stay_id"
     origin: dict[str, object] | None = None  # per stay, the timestamp of hour 0 (when times were timestamps)
+    window_hours: float | None = None  # the observation window every stay is scored at (None: its last hour)
 
 
 # -- which layout ---------------------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ def read_challenge(path: Path) -> ReadStays:
     stays = Stays.from_long(frame["stay"].to_numpy(), frame["hours"].to_numpy(), frame["parameter"].to_numpy(),
                             frame["number"].to_numpy(), ids=np.array(ids), horizon=CHALLENGE_HOURS)
     stays, more = clean(stays)
-    return ReadStays(stays, notes + more, id_column="RecordID")
+    return ReadStays(stays, notes + more, id_column="RecordID", window_hours=CHALLENGE_HOURS)
 
 
 # -- long tables ----------------------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ def read_long_table(path: Path, window_hours: float | None = None) -> ReadStays:
     stays, more = clean(stays)
     notes.insert(0, f"{len(ids)} stays, {len(stays.time)} observations of {len(stays.variables)} variables read "
                     f"from {path.name} (long table: {', '.join(f'{k}={v}' for k, v in columns.items())})")
-    return ReadStays(stays, notes + more, id_column=columns["id"], origin=origin)
+    return ReadStays(stays, notes + more, id_column=columns["id"], origin=origin, window_hours=window_hours)
 
 
 def _hours(frame, notes: list[str]):
@@ -296,7 +297,7 @@ def read_stays(path: Path, window_hours: float | None = None) -> ReadStays:
     if challenge_layout(path):
         read = read_challenge(path)
         if window_hours is not None:
-            read.stays = read.stays.until(window_hours)
+            read.stays, read.window_hours = read.stays.until(window_hours), window_hours
         return read
     if path.is_dir() or is_archive(path):
         raise MedAIError(f"{path} is a folder or archive but not of stay files with the header {CHALLENGE_HEADER!r}; "

@@ -69,7 +69,7 @@ def load_task_data(modality, task, options):
                                   stratify=y.iloc[:n_a].to_numpy())
     split = {"train": np.sort(train), "val": np.sort(val), "test": np.arange(n_a, len(stays))}
     notes = [f"set {name}: {note}" for name, read in zip("AB", sets, strict=True) for note in read.notes]
-    read = ReadStays(stays, notes, id_column="RecordID")
+    read = ReadStays(stays, notes, id_column="RecordID", window_hours=sets[0].window_hours)
     return modality.dataset(read, y, task.target, table, source="physionet2012 (sets A and B)",
                             labels="Outcomes-a.txt + Outcomes-b.txt", license=spec.license, citation=spec.citation,
                             official_split=split, subgroups=_subgroups(stays),
