@@ -225,6 +225,11 @@ class LongitudinalModality(Modality):
 
         return evaluation_extras(model, inputs, y, scores)
 
+    def routers(self) -> list:
+        from medai.modalities.longitudinal.streams import router
+
+        return [router]
+
     def register_cli(self, app) -> None:
         from medai.modalities.longitudinal.cli import stream_app
 
