@@ -154,6 +154,11 @@ class Modality:
         (name -> PNG), ``metrics`` (metrics.json entries), ``tables``, ``limitations``."""
         return {}
 
+    def evaluation_extras(self, model: Model, inputs: Inputs, y: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+        """What ``medai evaluate`` adds beside ``test`` for this modality (``y`` the outcome as the metrics take it,
+        ``scores`` the model's): e.g. a challenge's own score, or metrics by hours of data seen."""
+        return {}
+
     def embed(self, learner, X) -> np.ndarray | None:
         """A numeric representation of records (for a conformal difficulty estimate), or ``None``."""
         return None

@@ -194,6 +194,7 @@ class Model:
             "test": self.evaluator.evaluate(y, s, self.decision, n_boot=n_boot, seed=seed),
         }
         result.update(self.evaluator.details(y, s, self.decision, self.target, n_boot=n_boot, seed=seed))
+        result.update(self.modality.evaluation_extras(self, inputs, y, s))
         matrix = self.evaluator.confusion(y, s, self.decision, self.target)
         if matrix is not None:
             result["confusion_matrix"] = matrix

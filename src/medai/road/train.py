@@ -118,9 +118,10 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     s_val, s_test = (evaluator.scores(learner, X[name], target) for name in ("val", "test"))
     y_val, y_test = y[parts["val"]], y[parts["test"]]
 
-    decision = evaluator.decide(y_val, s_val, target, options.threshold, task.options)
+    rule = options.threshold or task.options.get("threshold")  # a task may name its own default rule
+    decision = evaluator.decide(y_val, s_val, target, rule, task.options)
     test = evaluator.evaluate(y_test, s_test, decision, n_boot=options.n_boot, seed=options.seed)
-    extra = evaluator.extra_results(y_test, s_test, decision, y_val, s_val, target, options.threshold,
+    extra = evaluator.extra_results(y_test, s_test, decision, y_val, s_val, target, rule,
                                     n_boot=options.n_boot, seed=options.seed)
     conformal, conformal_metrics, difficulty = _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test,
                                                           options, conformal_mode)

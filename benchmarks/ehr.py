@@ -1,0 +1,145 @@
+"""Longitudinal records: PhysioNet 2012 in-hospital mortality, ours vs the published peers.
+
+Protocol (the built-in task ``physionet2012-mortality``): train on set A (80% train / 20% validation, stratified,
+seed 0), test on set B; the threshold is fixed on validation by the challenge's Event 1 rule (max of
+min(sensitivity, PPV)) before set B is scored. For each learner: AUROC and AUPRC on set B with 95% bootstrap CIs,
+the Event 1 score, and AUROC from the first 12 and 24 hours of every set-B stay (early warning). ``--cv`` adds
+5x2 cross-validation of the LightGBM baseline over A+B. The mean of the learners' probabilities is reported as
+its own row (an ensemble, benchmark only).
+
+Published figures use other protocols (noted in the table): they frame the comparison, they are not paired.
+
+    nice -n 10 python benchmarks/ehr.py [--learners lightgbm,grud,transformer] [--epochs 20] [--cv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme_table import update_readme  # noqa: E402
+
+PUBLISHED = [  # (model, AUROC, AUPRC, Event 1, protocol)
+    ("mTAND (Shukla & Marlin 2021)", 0.858, None, None, "set A, 80/20"),
+    ("GRU-D (as reported by Shukla & Marlin)", 0.818, None, None, "set A, 80/20"),
+    ("ViTST (Li et al. 2023)", 0.851, 0.511, None, "P12: A+B+C, 5 splits 80/10/10"),
+    ("Transformer (Raindrop paper)", 0.833, 0.479, None, "P12"),
+    ("GRU-D (Raindrop paper)", 0.819, 0.461, None, "P12"),
+    ("Challenge winner (Johnson et al. 2012)", None, None, 0.5353, "set C, Event 1"),
+]
+TARGETS = "AUROC >= 0.89 and AUPRC >= 0.58 (best), recurrent >= 0.86; Event 1 >= 0.54"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--learners", default="lightgbm,grud,transformer")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cv", action="store_true", help="also 5x2 CV of LightGBM over A+B")
+    parser.add_argument("--out", default="benchmarks/results/ehr.json")
+    args = parser.parse_args()
+    os.environ.setdefault("MEDAI_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+    from medai.data.dataset import take
+    from medai.evaluation.bootstrap import bootstrap_metrics
+    from medai.evaluation.metrics import auprc, auroc
+    from medai.evaluation.threshold import ThresholdRule, choose_threshold
+    from medai.modalities import get_modality
+    from medai.modalities.longitudinal.early_warning import event1
+    from medai.road.options import TrainOptions
+    from medai.tasks import get_task
+    from medai.tasks.kinds import infer_target
+
+    task = get_task("physionet2012-mortality")
+    modality = get_modality("longitudinal")
+    options = TrainOptions(seed=0, show_progress=False, extra={"epochs": args.epochs})
+    started = time.time()
+    dataset = modality.load_task_data(task, options)
+    y = dataset.y.astype(int).to_numpy()
+    parts = dataset.official_split
+    X = {k: take(dataset.X, v) for k, v in parts.items()}
+    print(f"data: {len(dataset)} stays in {time.time() - started:.0f}s; sizes "
+          f"{ {k: len(v) for k, v in parts.items()} }", flush=True)
+    target = infer_target(dataset.y.astype(str), task.target, kind="binary", positive_label="1")
+
+    results, probabilities = {}, {}
+    for name in args.learners.split(","):
+        learner = modality.make_learner(name, target, options, task, dataset)
+        if hasattr(learner, "threads"):
+            learner.set_params(threads=args.threads)
+        t0, c0 = time.time(), time.process_time()
+        learner = modality.fit(learner, X["train"], y[parts["train"]], X["val"], y[parts["val"]])
+        fit_s, cpu_s = time.time() - t0, time.process_time() - c0
+        probabilities[name] = {k: learner.predict_proba(X[k])[:, 1] for k in ("val", "test")}
+        probabilities[name]["12"] = learner.predict_proba(X["test"].until(12))[:, 1]
+        probabilities[name]["24"] = learner.predict_proba(X["test"].until(24))[:, 1]
+        results[name] = {"fit_seconds": round(fit_s, 1), "cpu_seconds": round(cpu_s, 1)}
+        print(f"{name}: fitted in {fit_s:.0f}s", flush=True)
+    if len(probabilities) > 1:
+        probabilities["mean of the learners"] = {k: np.mean([p[k] for p in probabilities.values()], axis=0)
+                                                 for k in ("val", "test", "12", "24")}
+        results["mean of the learners"] = {}
+    y_val, y_test = y[parts["val"]], y[parts["test"]]
+    for name, p in probabilities.items():
+        threshold = choose_threshold(y_val, p["val"], ThresholdRule("se-ppv"))
+        ci = bootstrap_metrics(lambda i, p=p, threshold=threshold: {"auroc": auroc(y_test[i], p["test"][i]),
+                                               "auprc": auprc(y_test[i], p["test"][i]),
+                                               "event1": event1(y_test[i], p["test"][i], threshold)},
+                               y_test, n_boot=1000, seed=0)
+        results[name].update(ci, threshold=threshold, auroc_12h=auroc(y_test, p["12"]),
+                             auroc_24h=auroc(y_test, p["24"]))
+    if args.cv:
+        from medai.data.splits import cv_splits
+
+        folds = []
+        for train_idx, test_idx in cv_splits(y, None, 5, 2, 0, stratify=True):
+            learner = modality.make_learner("lightgbm", target, options, task, dataset)
+            learner.fit(take(dataset.X, train_idx), y[train_idx])
+            p = learner.predict_proba(take(dataset.X, test_idx))[:, 1]
+            folds.append((auroc(y[test_idx], p), auprc(y[test_idx], p)))
+        folds = np.array(folds)
+        results["lightgbm 5x2 CV over A+B"] = {"auroc_mean": float(folds[:, 0].mean()),
+                                               "auroc_sd": float(folds[:, 0].std(ddof=1)),
+                                               "auprc_mean": float(folds[:, 1].mean()),
+                                               "auprc_sd": float(folds[:, 1].std(ddof=1))}
+        print(f"CV: {results['lightgbm 5x2 CV over A+B']}", flush=True)
+
+    markdown = render(results, args)
+    print(markdown)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2, default=float))
+    print("README updated" if update_readme("ehr", markdown) else "README has no results:ehr markers")
+
+
+def render(results: dict, args) -> str:
+    def ci(entry):
+        return f"{entry['value']:.3f} ({entry['ci_low']:.3f}-{entry['ci_high']:.3f})" if entry else "-"
+
+    lines = [f"PhysioNet 2012 in-hospital mortality: trained on set A, tested on set B (4,000 stays); networks "
+             f"{args.epochs} epochs at most, early stopping on validation AUROC. Targets: {TARGETS}.", "",
+             "| model | AUROC (95% CI) | AUPRC (95% CI) | Event 1 | AUROC 12 h | AUROC 24 h | fit (s) | protocol |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if "auroc" not in r:
+            continue
+        lines.append(f"| ours: {name} | {ci(r['auroc'])} | {ci(r['auprc'])} | {ci(r['event1'])} | "
+                     f"{r['auroc_12h']:.3f} | {r['auroc_24h']:.3f} | {r.get('fit_seconds', '-')} | A -> B |")
+    cv = results.get("lightgbm 5x2 CV over A+B")
+    if cv:
+        lines.append(f"| ours: lightgbm, 5x2 CV | {cv['auroc_mean']:.3f} +/- {cv['auroc_sd']:.3f} | "
+                     f"{cv['auprc_mean']:.3f} +/- {cv['auprc_sd']:.3f} | - | - | - | - | A+B, 5x2 CV |")
+    for name, au, pr, e1, protocol in PUBLISHED:
+        lines.append(f"| {name} | {au if au else '-'} | {pr if pr else '-'} | {e1 if e1 else '-'} | - | - | - | "
+                     f"{protocol} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
