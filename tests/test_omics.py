@@ -98,7 +98,7 @@ def test_a_wide_expression_csv_through_the_cli(tmp_path, capsys):
 
 VCF_HEADER = """##fileformat=VCFv4.2
 ##contig=<ID=1,length=10000000>
-##INFO=<ID=ANN,Number=.,Type=String,Description="Functional annotations: 'Allele | Annotation | Annotation_Impact | Gene_Name | Gene_ID'">
+##INFO=<ID=ANN,Number=.,Type=String,Description="Functional annotations: 'Allele | Annotation | Impact | Gene_Name'">
 ##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">
 """
 

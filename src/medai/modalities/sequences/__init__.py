@@ -221,7 +221,6 @@ class SequencesModality(Modality):
 register_modality(SequencesModality())
 
 from medai.modalities.sequences import tasks  # noqa: E402,F401  (registers the built-in tasks)
-
 from medai.modalities.sequences.omics import OmicsModality, register_tasks  # noqa: E402
 
 register_modality(OmicsModality())

@@ -286,7 +286,8 @@ def register_tasks() -> None:
                  "node-negative breast cancer patients in the TRANSBIG multicenter independent validation series, "
                  "Clin Cancer Res 13:3207"))
     register_task(Task(
-        name="breast-cancer-er", modality="omics", kind="binary", dataset="desmedt-breast-cancer-expression", target="er",
+        name="breast-cancer-er", modality="omics", kind="binary", dataset="desmedt-breast-cancer-expression",
+        target="er",
         positive_label="positive", description="Oestrogen-receptor status (positive/negative) from 76 expression "
         "probes", split=SplitProtocol(kind="stratified", val_size=0.2, test_size=0.2, cv="5x3"),
         default_learner="logistic", intended_use="Research on expression signatures; ER status is measured by IHC "
