@@ -160,3 +160,28 @@ def test_bad_input_through_the_cli(files, tmp_path, capsys):
                   tmp_path / "b"], "unknown learner 'rf' for sequences", tmp_path / "b")
     _bad(capsys, ["train", "--data", files / "splice.csv", "--target", "Class", "--features", "gapped", "--out",
                   tmp_path / "c"], "--features must be spectrum or positional", tmp_path / "c")
+
+
+def test_the_cnn_trains_with_reverse_complements_and_explains_by_gradients(files, tmp_path, capsys):
+    pytest.importorskip("torch")
+    code, stdout, err = run(["train", "--data", files / "splice.csv", "--target", "Class", "--learner", "cnn",
+                             "--epochs", "3", "--reverse-complement", "--cv", "none", "--out", tmp_path / "cnn",
+                             "--json", "--no-register"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["learner"] == "1-D CNN on one-hot DNA (length 60, both strands)"
+    assert metrics["test"]["accuracy"]["value"] > 0.5 and 1 <= metrics["training"]["best_epoch"] <= 3
+    assert {"cnn.safetensors", "cnn.json"} <= {p.name for p in (tmp_path / "cnn").iterdir()}
+    code, stdout, err = run(["explain", tmp_path / "cnn", "--sequence", DONOR, "--json", "-o", tmp_path / "g.png"],
+                            capsys)
+    assert code == 0, err
+    row = json.loads(stdout)[0]
+    assert row["method"] == "gradient x input" and len(row["saliency"]) == 60 and (tmp_path / "g.png").exists()
+    from medai.road import load_model
+
+    loaded = load_model(tmp_path / "cnn")
+    a = loaded.learner.predict_proba([DONOR])
+    assert np.allclose(a.sum(axis=1), 1) and a.shape == (1, 3)
+    _bad(capsys, ["train", "--data", files / "splice.csv", "--target", "Class", "--learner", "cnn",
+                  "--reverse-complement", "--alphabet", "protein", "--out", tmp_path / "p"],
+         "--reverse-complement applies to DNA sequences", tmp_path / "p")

@@ -209,7 +209,8 @@ def _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, spe
     for train_idx, test_idx in progress(splits, total=len(splits), desc=f"CV {spec}", enabled=options.show_progress):
         fitted = modality.fit(clone(learner), take(dataset.X, train_idx), y_fit[train_idx])
         scores = evaluator.scores(fitted, take(dataset.X, test_idx), target)
-        fold_metrics.append(evaluator.cv_fold_metrics(y[test_idx], scores))
+        fold_metrics.append({**evaluator.cv_fold_metrics(y[test_idx], scores),
+                             **modality.cv_fold_extras(y[test_idx], scores, target)})
     return evaluator.summarize_cv(fold_metrics, folds)
 
 
@@ -226,9 +227,12 @@ def _leave_one_out(modality, learner, dataset, y_fit, y, evaluator, target, spli
         if pooled is None:
             pooled = np.zeros((len(y), *scores.shape[1:]), dtype=float)
         pooled[test_idx] = scores
-    point = evaluator.cv_fold_metrics(y, pooled)
+    def measure(i):
+        return {**evaluator.cv_fold_metrics(y[i], pooled[i]), **modality.cv_fold_extras(y[i], pooled[i], target)}
+
+    point = measure(np.arange(len(y)))
     strata = evaluator.strata(y) if np.ndim(y) == 1 else np.zeros(len(y))
-    cis = bootstrap_metrics(lambda i: evaluator.cv_fold_metrics(y[i], pooled[i]), strata,
+    cis = bootstrap_metrics(measure, strata,
                             n_boot=min(options.n_boot, 500), seed=options.seed)
     return {name: {"mean": round(float(value), 6), "std": None, "ci_low": cis[name]["ci_low"],
                    "ci_high": cis[name]["ci_high"], "n_folds": len(splits), "pooled": True}

@@ -19,7 +19,7 @@ ARGMAX_DESCRIPTION = "argmax of the model output (MedMNIST protocol; threshold 0
 class BinaryEvaluator(KindEvaluator):
     kind = "binary"
     headline = "auroc"
-    cv_metric_names = ("auroc", "auprc", "brier", "ece", "accuracy")
+    cv_metric_names = ("auroc", "auprc", "brier", "ece")
     subgroup_header = (("positives", "positives"), ("auroc", "AUROC (95% CI)"), ("sensitivity", "sensitivity"),
                        ("specificity", "specificity"), ("ppv", "PPV"))
 
@@ -45,7 +45,7 @@ class BinaryEvaluator(KindEvaluator):
 
     def cv_fold_metrics(self, y, s) -> dict[str, float]:
         return {"auroc": auroc(y, s), "auprc": auprc(y, s), "brier": float(np.mean((s - y) ** 2)),
-                "ece": expected_calibration_error(y, s), "accuracy": float(np.mean((s >= 0.5) == (y == 1)))}
+                "ece": expected_calibration_error(y, s)}
 
     def extra_results(self, y, s, decision, y_val, s_val, target, rule, *, n_boot, seed) -> dict[str, Any]:
         """With the argmax protocol, the metrics at the validation-chosen threshold too (a clinician's view)."""

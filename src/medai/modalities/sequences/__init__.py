@@ -35,6 +35,14 @@ def learner_name(name: str | None) -> str:
     return "svm" if name == "auto" else name
 
 
+def accuracy_extras(y, s, target) -> dict[str, float]:
+    """The accuracy at the most probable class, beside the kind's CV metrics (binary targets: the multiclass
+    evaluator already reports it)."""
+    if target.kind != "binary":
+        return {}
+    return {"accuracy": float(np.mean((np.asarray(s) >= 0.5) == (np.asarray(y) == 1)))}
+
+
 def check_options(options) -> None:
     """Misspelt options are refused before any sequence is read."""
     from medai.modalities.sequences.learners import parse_k_range
@@ -50,6 +58,8 @@ def check_options(options) -> None:
                              f"got {value!r}")
     if extra.get("k") is not None:
         parse_k_range(extra["k"])
+    if extra.get("reverse_complement") and str(extra.get("alphabet") or "dna").lower() != "dna":
+        raise MedAIError("--reverse-complement applies to DNA sequences")
 
 
 class SequencesModality(Modality):
@@ -205,6 +215,9 @@ class SequencesModality(Modality):
 
     def trusted_modules(self) -> tuple[str, ...]:
         return ("medai.modalities.sequences.",)
+
+    def cv_fold_extras(self, y, s, target) -> dict[str, float]:
+        return accuracy_extras(y, s, target)
 
     # -- explaining ----------------------------------------------------------------------------------------
     def explain(self, model, X, top_k: int = 5) -> list[dict[str, Any]]:

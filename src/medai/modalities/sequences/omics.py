@@ -218,6 +218,11 @@ class OmicsModality(Modality):
     def trusted_modules(self) -> tuple[str, ...]:
         return ("medai.modalities.sequences.",)
 
+    def cv_fold_extras(self, y, s, target) -> dict[str, float]:
+        from medai.modalities.sequences import accuracy_extras
+
+        return accuracy_extras(y, s, target)
+
     # -- explaining ----------------------------------------------------------------------------------------
     def explain(self, model, X, top_k: int = 5) -> list[dict[str, Any]]:
         learner = model.learner
