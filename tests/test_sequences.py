@@ -176,3 +176,17 @@ def test_sequence_files_go_to_the_sequences_modality(tmp_path):
     assert modality_for_data(tmp_path / "x.fasta", opts).name == "sequences"
     assert modality_for_data(tmp_path / "s.csv", opts).name == "sequences"
     assert modality_for_data(tmp_path / "tab.csv", opts).name == "tabular"
+
+
+def test_common_header_conventions_are_recognised(tmp_path):
+    seqs = random_dna(20, 30)
+    write_fasta(tmp_path / "pipe.fa", [(f"seq{i}|{'promoter' if i % 2 else 'background'}", s)
+                                        for i, s in enumerate(seqs)])
+    dataset = read_user_data(tmp_path / "pipe.fa", options())
+    assert sorted(set(dataset.y)) == ["background", "promoter"]
+    assert any("by the pattern" in n for n in dataset.notes)
+    write_fasta(tmp_path / "space.fa", [(f"seq{i} {'yes' if i % 2 else 'no'}", s) for i, s in enumerate(seqs)])
+    assert sorted(set(read_user_data(tmp_path / "space.fa", options()).y)) == ["no", "yes"]
+    write_fasta(tmp_path / "ids.fa", [(f"seq{i} sample{i}", s) for i, s in enumerate(seqs)])  # ids, not labels
+    with pytest.raises(MedAIError, match="need labels"):
+        read_user_data(tmp_path / "ids.fa", options())

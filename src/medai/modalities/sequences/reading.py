@@ -138,11 +138,26 @@ def read_fasta(path: Path) -> tuple[list[str], list[str], list[str]]:
     return ids, descriptions, sequences
 
 
+HEADER_CONVENTIONS = (DEFAULT_PATTERN, r"\|([^|\s]+)\s*$", r"^\S+\s+(\S+)\s*$")
+
+
+def _header_convention(descriptions: list[str]) -> str:
+    """The first header convention that gives every record a label with few distinct values (``label=X``,
+    ``id|X``, ``id X``); else the default, which then reports what to give."""
+    limit = max(2, min(50, len(descriptions) // 5))
+    for pattern in HEADER_CONVENTIONS:
+        regex = re.compile(pattern)
+        matches = [regex.search(d) for d in descriptions]
+        if all(matches) and len({m.group(1) for m in matches}) <= limit:
+            return pattern
+    return DEFAULT_PATTERN
+
+
 def labels_from_pattern(ids: list[str], descriptions: list[str], pattern: str | None,
                         source: str) -> tuple[list[str | None], list[str]]:
     """A label per record from its FASTA header (group ``label`` or the first group of ``pattern``)."""
     given = pattern is not None
-    pattern = pattern or DEFAULT_PATTERN
+    pattern = pattern or _header_convention(descriptions)
     try:
         regex = re.compile(pattern)
     except re.error as error:
