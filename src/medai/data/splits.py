@@ -14,6 +14,8 @@ import pandas as pd
 from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
+    LeaveOneGroupOut,
+    LeaveOneOut,
     RepeatedKFold,
     RepeatedStratifiedKFold,
     StratifiedGroupKFold,
@@ -22,6 +24,7 @@ from sklearn.model_selection import (
 
 from medai.errors import MedAIError
 
+LEAVE_ONE_OUT = {"loo", "leave-one-out", "leaveoneout"}
 
 @dataclass(frozen=True)
 class SplitIndices:
@@ -80,12 +83,15 @@ def train_val_test_split(
 
 
 def parse_cv(spec: str | None) -> tuple[int, int] | None:
-    """``'5x5'`` -> (5 folds, 5 repeats); ``'10'`` -> (10, 1); ``None``/``'none'`` -> no cross-validation."""
+    """``'5x5'`` -> (5 folds, 5 repeats); ``'10'`` -> (10, 1); ``'loo'`` -> (0, 1): leave-one-out (one fold per
+    record); ``None``/``'none'`` -> no cross-validation."""
     if spec is None or str(spec).lower() in {"", "none", "0", "off"}:
         return None
+    if str(spec).strip().lower() in LEAVE_ONE_OUT:
+        return 0, 1
     match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(spec))
     if not match:
-        raise MedAIError(f"--cv must look like '5x5' (folds x repeats) or '10', got {spec!r}")
+        raise MedAIError(f"--cv must look like '5x5' (folds x repeats), '10' or 'loo' (leave one out), got {spec!r}")
     folds, repeats = int(match.group(1)), int(match.group(2) or 1)
     if folds < 2 or repeats < 1:
         raise MedAIError(f"--cv needs at least 2 folds and 1 repeat, got {spec!r}")
@@ -96,6 +102,12 @@ def cv_splits(
     y: np.ndarray, groups: np.ndarray | None, folds: int, repeats: int, seed: int = 0, stratify: bool = True
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     y = np.asarray(y)
+    if folds == 0:  # leave one out (a group at a time when records are grouped)
+        if len(y) < 3:
+            raise MedAIError(f"leave-one-out cross-validation needs at least 3 records, got {len(y)}")
+        if groups is None:
+            return list(LeaveOneOut().split(np.zeros(len(y))))
+        return list(LeaveOneGroupOut().split(np.zeros(len(y)), groups=groups))
     if stratify and np.bincount(y).min() < folds:
         raise MedAIError(f"{folds}-fold cross-validation needs at least {folds} records of each class")
     if len(y) < folds * 2:

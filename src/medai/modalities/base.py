@@ -159,6 +159,11 @@ class Modality:
         ``scores`` the model's): e.g. a challenge's own score, or metrics by hours of data seen."""
         return {}
 
+    def cv_fold_extras(self, y: np.ndarray, s: np.ndarray, target: TargetSpec) -> dict[str, float]:
+        """Metrics this modality adds to the kind's decision-free metrics of each cross-validation fold (``y`` as
+        the metrics take it, ``s`` the kind's scores), e.g. the accuracy at the most probable class."""
+        return {}
+
     def embed(self, learner, X) -> np.ndarray | None:
         """A numeric representation of records (for a conformal difficulty estimate), or ``None``."""
         return None

@@ -207,12 +207,40 @@ def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, option
 def _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, spec, options) -> dict[str, dict]:
     folds, repeats = parse_cv(spec)
     splits = cv_splits(evaluator.strata(y), dataset.groups, folds, repeats, options.seed, stratify=evaluator.stratify)
+    if folds == 0:
+        return _leave_one_out(modality, learner, dataset, y_fit, y, evaluator, target, splits, options)
     fold_metrics = []
     for train_idx, test_idx in progress(splits, total=len(splits), desc=f"CV {spec}", enabled=options.show_progress):
         fitted = modality.fit(clone(learner), take(dataset.X, train_idx), y_fit[train_idx])
         scores = evaluator.scores(fitted, take(dataset.X, test_idx), target)
-        fold_metrics.append(evaluator.cv_fold_metrics(y[test_idx], scores))
+        fold_metrics.append({**evaluator.cv_fold_metrics(y[test_idx], scores),
+                             **modality.cv_fold_extras(y[test_idx], scores, target)})
     return evaluator.summarize_cv(fold_metrics, folds)
+
+
+def _leave_one_out(modality, learner, dataset, y_fit, y, evaluator, target, splits, options) -> dict[str, dict]:
+    """Leave-one-out: every record scored by a model that never saw it; the metrics are computed once on the
+    pooled scores (one record is too few for a metric), with a bootstrap CI over records."""
+    from medai.evaluation.bootstrap import bootstrap_metrics
+
+    pooled = None
+    for train_idx, test_idx in progress(splits, total=len(splits), desc="CV leave-one-out",
+                                        enabled=options.show_progress):
+        fitted = modality.fit(clone(learner), take(dataset.X, train_idx), y_fit[train_idx])
+        scores = np.asarray(evaluator.scores(fitted, take(dataset.X, test_idx), target))
+        if pooled is None:
+            pooled = np.zeros((len(y), *scores.shape[1:]), dtype=float)
+        pooled[test_idx] = scores
+    def measure(i):
+        return {**evaluator.cv_fold_metrics(y[i], pooled[i]), **modality.cv_fold_extras(y[i], pooled[i], target)}
+
+    point = measure(np.arange(len(y)))
+    strata = evaluator.strata(y) if np.ndim(y) == 1 else np.zeros(len(y))
+    cis = bootstrap_metrics(measure, strata,
+                            n_boot=min(options.n_boot, 500), seed=options.seed)
+    return {name: {"mean": round(float(value), 6), "std": None, "ci_low": cis[name]["ci_low"],
+                   "ci_high": cis[name]["ci_high"], "n_folds": len(splits), "pooled": True}
+            for name, value in point.items() if value is not None and np.isfinite(value)}
 
 
 def _split_info(dataset, task, parts, y, evaluator, target, options, cv_spec) -> dict[str, Any]:

@@ -30,7 +30,9 @@ class SplitProtocol:
                     f"{self.test_size:.0%} train/validation/test")
             if group_column:
                 text += f", all records of one {group_column} on the same side"
-        if self.cv:
+        if self.cv and str(self.cv).strip().lower() in ("loo", "leave-one-out", "leaveoneout"):
+            text += "; leave-one-out cross-validation on all records (metrics on the pooled scores)"
+        elif self.cv:
             text += (f"; repeated {'stratified ' if stratified else ''}cross-validation {self.cv} (folds x repeats) "
                      "on all records")
         return text
