@@ -20,15 +20,16 @@ export MPLBACKEND := Agg
 
 # The DICOM gateway's tests run a real PACS: Debian's Orthanc with its DICOMweb plugin, and dicom3tools'
 # dciodvfy to validate what MedAI writes (root on these machines; skipped where apt-get is missing).
-SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools
+# The web page's tests drive Debian's chromium through Playwright (never `playwright install`: no download).
+SYSTEM_PACKAGES := orthanc orthanc-dicomweb dicom3tools chromium fonts-dejavu-core
 
 $(STAMP): pyproject.toml constraints.txt
 	@if ! command -v Orthanc >/dev/null || ! test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so \
-	    || ! command -v dciodvfy >/dev/null; then \
+	    || ! command -v dciodvfy >/dev/null || ! command -v chromium >/dev/null; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      $(SYSTEM_PACKAGES); \
-	  else echo "note: install $(SYSTEM_PACKAGES) (Debian) for the PACS tests"; fi; fi
+	  else echo "note: install $(SYSTEM_PACKAGES) (Debian) for the PACS and browser tests"; fi; fi
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]'

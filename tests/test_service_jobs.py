@@ -97,7 +97,6 @@ def test_job_survives_a_restart(database_url, wdbc_artifact, wdbc_rows, tmp_path
 def test_zip_job_of_dicom_is_deidentified_on_arrival(service, wdbc_artifact, medai_home):
     import pydicom
 
-    from medai.privacy.dicom_deid import find_phi
     from medai.registry import Registry
 
     record = Registry().register(wdbc_artifact, name="scan")

@@ -5,3 +5,4 @@ import medai.registry.tables  # noqa: F401
 import medai.serving.fhir  # noqa: F401
 import medai.serving.jobs  # noqa: F401
 import medai.serving.keys  # noqa: F401
+import medai.web.sessions  # noqa: F401

@@ -93,6 +93,17 @@ class Settings:
     auth_fail_limit: int = field(default_factory=lambda: _env_int("MEDAI_AUTH_FAIL_LIMIT", 50))
     auth_fail_window_s: float = field(default_factory=lambda: _env_float("MEDAI_AUTH_FAIL_WINDOW_S", 60.0))
     deid_secret: bytes | None = None  # default: MEDAI_HOME/deid.key, created once
+    # the web page (medai.web): session idle and absolute expiry; Secure cookies (None: when TLS is on)
+    web_idle_s: float = field(default_factory=lambda: _env_float("MEDAI_WEB_IDLE_S", 1800.0))
+    web_absolute_s: float = field(default_factory=lambda: _env_float("MEDAI_WEB_ABSOLUTE_S", 12 * 3600.0))
+    web_secure_cookies: bool | None = field(default_factory=lambda: _web_secure_default())
+    web: bool = True  # serve the web page at /
+
+
+def _web_secure_default() -> bool | None:
+    from medai.web import secure_cookies_from_env
+
+    return secure_cookies_from_env()
 
 
 def _deid_secret() -> bytes:
@@ -276,7 +287,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await self._reject(send)
+                    await self._reject(scope, send)
                     return
         seen = 0
         started = False
@@ -300,10 +311,18 @@ class BodyLimitMiddleware:
             await self.app(scope, counted_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
-        response = JSONResponse({"detail": f"request body too large; the limit is {self.limit} bytes"}, 413)
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        message = f"request body too large; the limit is {self.limit} bytes"
+        from medai.web.security import is_page_path
+
+        if is_page_path(scope["path"]):  # a person sent it through the web page: a page that says so
+            from medai.web.context import too_large_page
+
+            response = too_large_page(self.limit)
+        else:
+            response = JSONResponse({"detail": message}, 413)
         await response({"type": "http"}, _no_receive, send)
 
 
@@ -537,6 +556,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.include_router(extra_router, prefix="/v1")
     _install_error_handlers(app)
     _extend_openapi(app)
+    if settings.web:  # the page for people at / (same app, same roles and audit trail as the API)
+        from medai.web import install as install_web
+
+        install_web(app, settings)
     # outermost last: body limit -> CORS -> audit (row committed before each answer) -> generic 500 ->
     # authentication and authorisation (before any route reads the body) -> routes
     app.add_middleware(AuthMiddleware)
@@ -552,6 +575,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.web:
+        from medai.web.security import SecurityHeadersMiddleware
+
+        # outermost: on every page answer, 413s included
+        app.add_middleware(SecurityHeadersMiddleware, tls=settings.web_secure_cookies)
     return app
 
 

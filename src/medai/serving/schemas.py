@@ -52,6 +52,8 @@ class InputColumn(BaseModel):
     categories: list[str] = []
     min: float | None = Field(None, description="smallest value in the training data (numeric fields)")
     max: float | None = Field(None, description="largest value in the training data (numeric fields)")
+    low: float | None = Field(None, description="physiological lower limit the task declares (impossible below)")
+    high: float | None = Field(None, description="physiological upper limit the task declares (impossible above)")
 
 
 class ModelDetail(BaseModel):

@@ -112,7 +112,10 @@ async def authenticate(request: Request) -> KeyRecord:
     """The verified key of ``request`` (cached in its scope), or :class:`AuthError` /
     :class:`TooManyFailures`. Failed attempts count against the client address."""
     record = request.scope.get("medai.key")
-    if record is not None:
+    if record is not None:  # verified earlier in this request, or a web session's key (medai.web.api)
+        box = audit_box(request)
+        box.setdefault("key_id", record.key_id)
+        box.setdefault("role", record.role)
         return record
     state = request.app.state.medai
     box = audit_box(request)
@@ -335,6 +338,8 @@ class AuditMiddleware:
         detail = dict(box.get("detail") or {})
         if box.get("error_class"):
             detail["error"] = box["error_class"]
+        if scope.get("medai.via"):
+            detail["via"] = scope["medai.via"]  # an API call the web page made for a signed-in user
         try:
             future = service.audit_writer.submit_async(
                 str(box["action"]),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from medai.errors import NotFoundError
 from medai.modalities import RECORDS
 from medai.serving.schemas import ModelDetail, ModelList, ModelSummary
 from medai.serving.security import audit_box, require
@@ -59,3 +61,23 @@ def _detail(state, name: str) -> dict:
 async def get_model(name: str, request: Request) -> dict:
     audit_box(request)["model"] = name
     return await run_in_threadpool(_detail, request.app.state.medai, name)
+
+
+# the road's report: its own HTML (one inline <style>, data: images, no script), shown sandboxed
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox"
+
+
+@router.get(
+    "/models/{name}/versions/{version}/report",
+    response_class=HTMLResponse,
+    summary="A version's evaluation report (the HTML the road wrote at training)",
+    responses={200: {"content": {"text/html": {}}}},
+)
+def get_report(name: str, version: int, request: Request) -> HTMLResponse:
+    box = audit_box(request)
+    box["model"], box["model_version"] = name, version
+    record = request.app.state.medai.registry.get(name, version)
+    path = Path(record.artifact_path) / "report.html"
+    if not path.is_file():
+        raise NotFoundError(f"model {name!r} version {version} has no report")
+    return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": REPORT_CSP})
