@@ -30,7 +30,8 @@ def svc(wdbc_artifact):  # noqa: F811
 
     from medai.serving.app import Settings
 
-    http, app = start_service(Settings(job_worker=False, rate_limit=100_000, monitor_flush_s=0.05), register=wdbc_artifact)
+    settings = Settings(job_worker=False, rate_limit=100_000, monitor_flush_s=0.05)
+    http, app = start_service(settings, register=wdbc_artifact)
     with http:
         keys = {}
         for role in ROLES:

@@ -14,8 +14,9 @@ measures.
 
 **Performance** (:func:`performance_windows`): predictions whose outcome arrived, in order of prediction, in
 windows of ``settings.outcome_window``; each gets the kind's metrics with 95% bootstrap CIs (the same evaluator as
-training) and the empirical coverage of the conformal sets or intervals (Wilson CI). A metric alerts when its CI
-lies wholly on the worse side of the CI validated on the test split at training (or below a floor set per model);
+training) and the empirical coverage of the conformal sets or intervals (Wilson CI). The kind's headline metric
+(AUROC, macro AUROC, ...), calibration (Brier score, ECE, where the kind has them) and any metric given a floor alert
+when their CI lies wholly on the worse side of the CI validated on the test split at training (or past the floor);
 coverage alerts when its CI lies wholly below the validated coverage CI (or the nominal level when none).
 """
 
@@ -31,6 +32,8 @@ from medai.monitoring.store import MonitorSettings
 
 LOWER_IS_BETTER = {"brier", "ece", "mae", "rmse", "mse", "log_loss", "hamming_loss", "median_ae"}
 PERMUTATIONS = 200
+# alerted besides the kind's headline metric (discrimination) and any metric given a floor: calibration
+ALERT_METRICS = ("brier", "ece")
 
 
 # --------------------------------------------------------------------------------------------- drift
@@ -242,8 +245,9 @@ def performance_alerts(name: str, version: int, model, window: dict[str, Any], s
                        ) -> list[dict[str, Any]]:
     alerts = []
     reference = validated(model)
+    watched = {model.evaluator.headline, *ALERT_METRICS, *settings.floors}
     for metric, got in window["metrics"].items():
-        if not isinstance(got, dict) or got.get("ci_low") is None:
+        if metric not in watched or not isinstance(got, dict) or got.get("ci_low") is None:
             continue
         lower_better = metric in LOWER_IS_BETTER
         ref = reference["test"].get(metric) or {}
