@@ -33,6 +33,10 @@ EXPECTED = {
     ("DELETE", "/v1/admin/keys/{key_id}"): "admin",
     ("GET", "/v1/admin/audit"): "admin",
     ("GET", "/v1/admin/audit/verify"): "admin",
+    ("POST", "/v1/models/{name}/outcomes"): "predict",  # monitoring: outcomes that arrive late
+    ("GET", "/v1/models/{name}/monitoring"): "models:read",
+    ("PUT", "/v1/admin/models/{name}/monitoring"): "admin",
+    ("GET", "/metrics"): "models:read",  # Prometheus, behind a key
 }
 PUBLIC = {("GET", "/health")}
 

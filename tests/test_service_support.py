@@ -96,7 +96,8 @@ class FakeFileModel:
         self.seen.append(info)
         return info
 
-    def predict_files(self, paths: list[Path], explain: bool, refuse_outside: bool = False) -> list[dict]:
+    def predict_files(self, paths: list[Path], explain: bool, refuse_outside: bool = False,
+                      observe=None) -> list[dict]:
         out = []
         for index, path in enumerate(paths):
             self._read(path)

@@ -309,9 +309,11 @@ def export(
 
 from medai.cli_models import register as _register_model_commands  # noqa: E402
 from medai.cli_service import register as _register_service_commands  # noqa: E402
+from medai.monitoring.cli import register as _register_monitor_commands  # noqa: E402
 
 _register_model_commands(app)
 _register_service_commands(app)
+_register_monitor_commands(app)
 
 
 def _register_modality_commands() -> None:

@@ -7,6 +7,7 @@ Loading verifies every file against the artifact's manifest (and the registry's 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,14 @@ from medai.models.artifact import read_model_json, verify_artifact
 from medai.tasks.kinds import TargetSpec
 
 FORMAT = "medai-model/2"
+# called with (inputs as the learner takes them or None, the JSON records or None, scores, items) after a prediction:
+# how the service's monitoring sees what was predicted without a second pass over the inputs
+Observer = Callable[[Any, "list[dict[str, Any]] | None", np.ndarray, list[dict[str, Any]]], None]
 DIFFICULTY_FILE = "conformal_difficulty.skops"
 
 
 class Model:
-    def __init__(self, modality, learner, meta: dict[str, Any], difficulty=None):
+    def __init__(self, modality, learner, meta: dict[str, Any], difficulty=None, monitoring=None):
         self.modality = modality
         self.learner = learner
         self.meta = meta
@@ -37,6 +41,7 @@ class Model:
         self.conformal = Conformal.from_json(meta.get("conformal"))
         self.difficulty = difficulty
         self.cache: dict[str, Any] = {}  # a modality's per-model state (e.g. a compiled fast path)
+        self.monitoring: dict[str, Any] | None = monitoring  # the training reference of drift (monitoring.json)
 
     # -- what it is --------------------------------------------------------------------------------------
     @property
@@ -102,10 +107,14 @@ class Model:
                 item.update(prediction_set=members, uncertain=len(members) != 1)
         return items
 
-    def predict(self, X, explain: bool = False, top_k: int = 3, refuse_outside: bool = False) -> list[dict[str, Any]]:
+    def predict(self, X, explain: bool = False, top_k: int = 3, refuse_outside: bool = False,
+                observe: Observer | None = None) -> list[dict[str, Any]]:
         extras = self.extras(X, refuse=refuse_outside)
-        items = self.items(self.scores(X), X)
-        return self._finish(items, X, extras, explain, top_k)
+        s = self.scores(X)
+        items = self._finish(self.items(s, X), X, extras, explain, top_k)
+        if observe is not None:
+            observe(X, None, s, items)
+        return items
 
     def extras(self, X, records=None, refuse: bool = False) -> dict[str, list[Any]]:
         """The modality's per-record fields (``record_extras``). A modality flags the records it cannot vouch
@@ -123,14 +132,17 @@ class Model:
         return extras
 
     def predict_records(self, records: list[dict[str, Any]], explain: bool = False, top_k: int = 5,
-                        refuse_outside: bool = False) -> list[dict]:
+                        refuse_outside: bool = False, observe: Observer | None = None) -> list[dict]:
         """The service's path for validated JSON records (a modality may offer a faster scorer)."""
         s = self.modality.records_scores(self, records)
         needs_inputs = s is None or explain or (self.conformal is not None and self.conformal.mode == "normalized")
         X = self.modality.inputs_from_records(records, self) if needs_inputs else None
         extras = self.extras(X, records, refuse=refuse_outside)
-        items = self.items(self.scores(X) if s is None else s, X)
-        return self._finish(items, X, extras, explain, top_k)
+        s = self.scores(X) if s is None else s
+        items = self._finish(self.items(s, X), X, extras, explain, top_k)
+        if observe is not None:
+            observe(X, records, s, items)
+        return items
 
     def predict_table(self, frame: pd.DataFrame, explain: bool = False, top_k: int = 3,
                       refuse_outside: bool = False) -> pd.DataFrame:
@@ -138,9 +150,10 @@ class Model:
         return self.frame(self.modality.inputs_from_frame(frame, self, "table"), explain=explain, top_k=top_k,
                           refuse_outside=refuse_outside)
 
-    def predict_files(self, paths: list[Path], explain: bool = False, refuse_outside: bool = False) -> list[dict]:
+    def predict_files(self, paths: list[Path], explain: bool = False, refuse_outside: bool = False,
+                      observe: Observer | None = None) -> list[dict]:
         X = self.modality.inputs_from_files([Path(p) for p in paths], self)
-        items = self.predict(X, explain, refuse_outside=refuse_outside)
+        items = self.predict(X, explain, refuse_outside=refuse_outside, observe=observe)
         for item, path in zip(items, paths, strict=True):
             item["file"] = Path(path).name
         return items
@@ -232,4 +245,11 @@ def load_model(directory: str | Path, expected_manifest: dict[str, str] | None =
     difficulty = None
     if (directory / DIFFICULTY_FILE).is_file():
         difficulty = loads((directory / DIFFICULTY_FILE).read_bytes(), DIFFICULTY_FILE)
-    return Model(modality, learner, meta, difficulty)
+    from medai.monitoring.reference import REFERENCE_FILE
+
+    monitoring = None
+    if (directory / REFERENCE_FILE).is_file():
+        import json
+
+        monitoring = json.loads((directory / REFERENCE_FILE).read_text())
+    return Model(modality, learner, meta, difficulty, monitoring)

@@ -6,6 +6,7 @@ kinds of target comes from the kind's evaluator.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -162,8 +163,27 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
                              [*extra["tables"], *extras.get("tables", [])], extras.get("limitations", []),
                              evaluator, cv_spec)
     files = report.artifact_files(model_json, metrics, modality.save_learner(learner), context, difficulty)
+    files.update(_monitoring_reference(modality, learner, dataset, parts, s_val, s_test, target, options))
     write_artifact(out, files)
+    if "monitoring.json" in files:
+        model.monitoring = json.loads(files["monitoring.json"])
     return TrainResult(task=task, out=out, metrics=report.json_safe(metrics), model_json=model_json, model=model)
+
+
+def _monitoring_reference(modality, learner, dataset, parts, s_val, s_test, target, options) -> dict[str, bytes]:
+    """The training reference drift is measured against (``monitoring.json``: summaries, never records), for
+    every modality and kind; a model without one is still served, only not monitored for drift."""
+    from medai.models.artifact import dumps
+    from medai.monitoring.reference import REFERENCE_FILE, build_reference
+
+    heldout = np.concatenate([parts["val"], parts["test"]])
+    try:
+        reference = build_reference(modality, learner, dataset.X, take(dataset.X, heldout),
+                                    np.concatenate([s_val, s_test]), target, seed=options.seed)
+    except Exception as exc:  # noqa: BLE001 - never costs the user the model
+        options.say(f"warning: no monitoring reference ({type(exc).__name__}); drift will not be measured")
+        return {}
+    return {REFERENCE_FILE: dumps(reference)}
 
 
 def _split(dataset: Dataset, strata, stratify: bool, task: Task, options: TrainOptions) -> dict[str, np.ndarray]:

@@ -98,12 +98,24 @@ class Settings:
     web_absolute_s: float = field(default_factory=lambda: _env_float("MEDAI_WEB_ABSOLUTE_S", 12 * 3600.0))
     web_secure_cookies: bool | None = field(default_factory=lambda: _web_secure_default())
     web: bool = True  # serve the web page at /
+    # record predictions for drift and performance monitoring (summaries, never inputs): MEDAI_MONITORING=0 turns off
+    monitoring: bool = field(default_factory=lambda: os.environ.get("MEDAI_MONITORING", "1") not in ("0", "false"))
+    monitor_flush_s: float = 1.0  # the recorder merges the requests of this long into one stored batch
 
 
 def _web_secure_default() -> bool | None:
     from medai.web import secure_cookies_from_env
 
     return secure_cookies_from_env()
+
+
+def _service_metrics():
+    """Prometheus metrics, when the monitor extra is installed."""
+    try:
+        from medai.monitoring.metrics import ServiceMetrics
+    except ImportError:
+        return None
+    return ServiceMetrics()
 
 
 def _deid_secret() -> bytes:
@@ -167,6 +179,11 @@ class ServiceState:
             budget_factory=lambda: job_budget(settings),
         )
         self.deid_secret = settings.deid_secret or _deid_secret()
+        from medai.monitoring.store import MonitorStore
+
+        self.monitor_store = MonitorStore(url)
+        self.metrics = _service_metrics()
+        self.recorder = None  # the monitoring writer, started with the app
         self.uploads = config.home() / "uploads"
         self._models: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._defaults: dict[tuple[str, int | None], tuple[float, Any]] = {}
@@ -244,13 +261,26 @@ class ServiceState:
         # a shared store that is down is reported now, not as failures on every request
         self.limiter.ping()
         self.clean_leftovers()
+        if self.settings.monitoring and self.recorder is None:
+            from medai.monitoring.recorder import Recorder
+
+            self.recorder = Recorder(self.monitor_store, metrics=self.metrics, flush_s=self.settings.monitor_flush_s)
         if self.settings.job_worker and self.worker is None:
             from medai.serving.jobs import JobWorker
 
             self.worker = JobWorker(self.jobs, self.run_job, poll_s=self.settings.job_poll_s)
             self.worker.start()
 
+    def observer(self, record, model, record_ids=None):
+        """The road's ``observe`` hook for one prediction request (``None`` when monitoring is off)."""
+        if self.recorder is None:
+            return None
+        return self.recorder.observer(record.name, record.version, model, record_ids)
+
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close(timeout=10)
+            self.recorder = None
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
@@ -519,7 +549,7 @@ def _document_errors(doc: dict[str, Any]) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The MedAI FastAPI application (state is created now; the job worker starts with the app)."""
     import medai
-    from medai.serving.routers import admin, fhir, jobs, meta, models, predict
+    from medai.serving.routers import admin, fhir, jobs, meta, models, monitoring, predict
 
     settings = settings or Settings()
     state = ServiceState(settings)
@@ -549,6 +579,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (models, predict, jobs, fhir, admin, meta):
         app.include_router(module.router, prefix="/v1")
+    for extra in (monitoring.router, monitoring.read_router, monitoring.admin_router):
+        app.include_router(extra, prefix="/v1")
+    app.include_router(monitoring.metrics_router)  # /metrics, where Prometheus looks (an API key still needed)
     from medai.modalities import list_modalities
 
     for modality in list_modalities():  # a modality's own routes, each router with its own role dependency
@@ -575,6 +608,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if state.metrics is not None:  # counts and times every answer, 413s included
+        from medai.monitoring.metrics import MetricsMiddleware
+
+        app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     if settings.web:
         from medai.web.security import SecurityHeadersMiddleware
 

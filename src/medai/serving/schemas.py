@@ -82,6 +82,10 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     records: list[dict[str, Scalar]] = Field(min_length=1, max_length=10_000)
+    record_ids: list[str] | None = Field(
+        None, max_length=10_000,
+        description="one id per record (e.g. an encounter number), to send its outcome later to "
+                    "POST /v1/models/{name}/outcomes; stored only as a keyed hash")
 
 
 class Contribution(BaseModel):

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from medai.budget import use as use_budget
 from medai.errors import MedAIError, NotFoundError
 from medai.modalities import RECORDS
+from medai.monitoring.store import check_record_ids
 from medai.serving.limits import request_budget
 from medai.serving.routers.common import (
     UnsupportedMediaType,
@@ -56,11 +57,12 @@ _BODY_DOC: dict[str, Any] = {
 
 
 def record_predictions(model, records: list[dict[str, Any]], explain: bool, top_k: int = 5,
-                       refuse_outside: bool = False) -> list[dict]:
-    """Predictions for JSON records (records contract), validated against the model's input fields."""
+                       refuse_outside: bool = False, observe=None) -> list[dict]:
+    """Predictions for JSON records (records contract), validated against the model's input fields;
+    ``observe`` is the monitoring hook (see :meth:`medai.road.model.Model.predict_records`)."""
     validate_records(records, model.input_fields)
     return check_predictions(model.predict_records(records, explain=explain, top_k=top_k,
-                                                   refuse_outside=refuse_outside))
+                                                   refuse_outside=refuse_outside, observe=observe))
 
 
 def resolve(state, name: str, version: int | None):
@@ -122,12 +124,17 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
             payload = PredictRequest.model_validate_json(body)
         except ValidationError as exc:
             raise RequestValidationError([dict(e, loc=("body", *e["loc"])) for e in exc.errors()]) from None
+        check_record_ids(payload.record_ids, len(payload.records))
+        observe = state.observer(record, model, payload.record_ids)
         if model.fast_records and not explain:
             # a fast path takes microseconds a record: a thread hop would cost more than the work
-            predictions = record_predictions(model, payload.records, explain, 5, refuse)
+            predictions = record_predictions(model, payload.records, explain, 5, refuse, observe)
         else:  # the learner or an explanation can take a while: in a thread, under the timeout
-            predictions = await call_model(state, record_predictions, model, payload.records, explain, 5, refuse)
+            predictions = await call_model(state, record_predictions, model, payload.records, explain, 5, refuse,
+                                           observe)
         box["detail"] = {"records": len(payload.records)}
+        if state.metrics is not None:
+            state.metrics.predictions_of(record.name, len(predictions))
         body = dict(result, predictions=predictions)
         if explain:
             return body
@@ -138,6 +145,9 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
     uploads = [f for key in ("file", "files") for f in form.getlist(key) if hasattr(f, "read")]
     if not uploads:
         raise MedAIError("no file uploaded: send the file(s) in the multipart field 'file'")
+    record_ids = [str(v) for v in form.getlist("record_id") if isinstance(v, str)] or None
+    check_record_ids(record_ids, len(uploads), "record_id (one form field per file)")
+    observe = state.observer(record, model, record_ids)
     folder = state.uploads / random_id()
     try:
         paths, names = [], []
@@ -149,10 +159,12 @@ async def _predict(request: Request, name: str, version: int | None, explain: bo
                     store_upload, data, upload.filename, upload.content_type, folder, i, state.deid_secret
                 )
             )
-        items = await call_model(state, model.predict_files, paths, explain, refuse)
+        items = await call_model(state, model.predict_files, paths, explain, refuse, observe)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     box["detail"] = {"files": len(paths)}
+    if state.metrics is not None:
+        state.metrics.predictions_of(record.name, len(items))
     for item, name_ in zip(items, names, strict=True):
         item["file"] = name_
     return dict(result, predictions=items)
