@@ -82,3 +82,18 @@ def test_duplicates_are_split_as_records_then_merged_into_the_part_of_their_firs
                          source="f.csv", smiles_column=None, targets=["y"])
     assert len(kept.X) == 6 and kept.official_split["test"].tolist() == [2, 4]
     assert any("(kept in each: --duplicates keep)" in note for note in kept.notes)
+
+
+def test_featurisers_share_each_kind_of_feature_and_agree_with_a_fresh_computation():
+    from medai.modalities.molecules import features
+    from medai.modalities.molecules.chem import mols
+
+    smiles = FIXTURE[:6]
+    both = features.Featurizer(("morgan", "rdkit2d"), 2, 512).transform(smiles)
+    maccs_first = features.Featurizer(("maccs", "morgan"), 2, 512).transform(smiles[::-1])[::-1]
+    assert np.array_equal(maccs_first[:, 167:], both[:, :512])  # the Morgan block, whatever the order of kinds
+    assert np.array_equal(maccs_first[:, :167], features.maccs(mols(smiles)))
+    fresh = features.rdkit_descriptors(mols(smiles)).astype(np.float32)
+    assert np.array_equal(both[:, 512:], fresh, equal_nan=True)
+    other_radius = features.Featurizer(("morgan",), 1, 512).transform(smiles)
+    assert not np.array_equal(other_radius, both[:, :512])  # a different radius is a different block
