@@ -97,3 +97,17 @@ def test_featurisers_share_each_kind_of_feature_and_agree_with_a_fresh_computati
     assert np.array_equal(both[:, 512:], fresh, equal_nan=True)
     other_radius = features.Featurizer(("morgan",), 1, 512).transform(smiles)
     assert not np.array_equal(other_radius, both[:, :512])  # a different radius is a different block
+
+
+def test_bace_splits_as_deepchem_splits_it():
+    # DeepChem's ScaffoldSplitter on the 1,513 BACE records: 1,210 / 151 / 152, the test set 92 actives; one
+    # molecule appears twice after standardisation and is merged into train (its first record's part)
+    from conftest import require_data
+
+    frame = pd.read_csv(require_data("molecules/moleculenet_chemprop/bace.csv"))
+    dataset = build_dataset(frame, TrainOptions(seed=0, extra={}), source="bace", smiles_column="mol",
+                            targets=["Class"], split="scaffold")
+    sizes = {name: len(idx) for name, idx in dataset.official_split.items()}
+    assert sizes == {"train": 1209, "val": 151, "test": 152}
+    y = dataset.y.to_numpy()
+    assert int(y[dataset.official_split["test"]].sum()) == 92 and int(y[dataset.official_split["val"]].sum()) == 84
