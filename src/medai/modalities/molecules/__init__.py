@@ -1,10 +1,11 @@
 """The molecules modality: drug activity and property prediction from SMILES.
 
 RDKit reads and standardises the molecules and computes their features (Morgan counts, RDKit 2D descriptors,
-MACCS); the learners are a random forest, LightGBM, their average (``auto``) and chemprop's D-MPNN. The modality
-computes its own split (scaffold, random, balanced scaffold, or a column), adds an applicability domain to every
-prediction (nearest-training-molecule Tanimoto similarity on ECFP4 bits; the artifact keeps the training
-molecules' packed fingerprints, never their SMILES) and draws per-atom contribution maps.
+MACCS); the learners are a random forest, extra trees, LightGBM, an ensemble of them (``auto``) and chemprop's
+D-MPNN. The modality computes its own split (scaffold, random, balanced scaffold, or a column), adds an
+applicability domain to every prediction (nearest-training-molecule Tanimoto similarity on ECFP4 bits; the
+artifact keeps the training molecules' packed fingerprints, never their SMILES) and draws per-atom contribution
+maps.
 
 RDKit, chemprop and torch are imported inside the methods that need them (``pip install 'medai[molecules]'``).
 """
@@ -22,8 +23,9 @@ from medai.modalities import RECORDS, CliOption, Modality, register_modality
 from medai.modalities.molecules import domain
 from medai.modalities.molecules.learners import MoleculeForest
 
-LEARNERS = ("rf", "lightgbm", "chemprop", "auto")
-ALIASES = {"random-forest": "rf", "lgbm": "lightgbm", "mpnn": "chemprop", "d-mpnn": "chemprop"}
+LEARNERS = ("rf", "extratrees", "lightgbm", "chemprop", "auto")
+ALIASES = {"random-forest": "rf", "lgbm": "lightgbm", "mpnn": "chemprop", "d-mpnn": "chemprop", "et": "extratrees",
+           "extra-trees": "extratrees"}
 _TRAIN, _READ = ("train",), ("train", "predict", "evaluate", "explain")
 
 
@@ -52,7 +54,7 @@ class MoleculesModality(Modality):
         CliOption("--domain-threshold", "Molecules: nearest-train Tanimoto similarity below which a molecule is "
                   f"outside the applicability domain (default {domain.THRESHOLD}).", float, commands=_TRAIN),
         CliOption("--epochs", "Molecules (chemprop) and images: maximum training epochs.", int, commands=_TRAIN),
-        CliOption("--n-estimators", "Molecules: trees of the random forest and of LightGBM (default 500).", int,
+        CliOption("--n-estimators", "Molecules: trees of the forests and of LightGBM (default 500).", int,
                   commands=_TRAIN),
         CliOption("--mpnn-descriptors", "Molecules: give chemprop RDKit 2D descriptors as extra features.",
                   is_flag=True, commands=_TRAIN),
@@ -170,8 +172,10 @@ class MoleculesModality(Modality):
         params = {k: (v if isinstance(v, int | float | str | bool | type(None)) else str(v))
                   for k, v in learner.get_params().items()}
         if isinstance(learner, MoleculeForest):
-            described = {"rf": "random forest", "lightgbm": "LightGBM",
-                         "auto": "random forest + LightGBM (mean)"}[learner.model]
+            from medai.modalities.molecules.learners import DESCRIBED
+
+            members = [DESCRIBED[name] for name in learner.member_names()]
+            described = members[0] if len(members) == 1 else " + ".join(members) + " (mean)"
             return {"name": f"{described} on {learner.features}", "hyperparameters": params, "training": {}}
         return {"name": "chemprop D-MPNN" + (" + RDKit 2D descriptors" if learner.descriptors else ""),
                 "hyperparameters": params, "training": {"best_epoch": int(learner.best_epoch_)}}

@@ -1,7 +1,7 @@
 """Molecular features: Morgan (ECFP) counts, RDKit 2D descriptors and MACCS keys, as one numeric matrix.
 
-Features of a SMILES are computed once per process (a bounded cache): validation, test, the report and the
-applicability domain all featurise the same molecules.
+Features of a SMILES are computed once per process and kind (a bounded cache): validation, test, the report,
+the applicability domain and every learner that uses a kind share its values.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from medai.errors import MedAIError
 KINDS = ("morgan", "rdkit2d", "maccs")
 CLIP = 1e12  # a few RDKit descriptors (Ipc) reach 1e40: beyond float32, and meaningless beyond this
 _CACHE: dict[tuple, np.ndarray] = {}
-_CACHE_LIMIT = 60_000
+_CACHE_LIMIT = 180_000  # entries: (kind, molecule) blocks - about 60,000 molecules with all three kinds
 
 
 def parse_kinds(text: str | tuple | list) -> tuple[str, ...]:
@@ -55,31 +55,35 @@ class Featurizer:
 
     def transform(self, smiles) -> np.ndarray:
         """``(n, n_features)`` float32 (NaN where a descriptor is undefined)."""
+        smiles = [str(s) for s in smiles]
+        if not smiles:
+            return np.zeros((0, len(self.names())), dtype=np.float32)
+        return np.hstack([self._block(kind, smiles) for kind in self.kinds])
+
+    def _block(self, kind: str, smiles: list[str]) -> np.ndarray:
+        """One kind of feature, cached per molecule: featurisers that share a kind share its values."""
         from medai.modalities.molecules.chem import mols
 
-        smiles = [str(s) for s in smiles]
-        key = (self.kinds, self.radius, self.n_bits)
+        key = (kind, self.radius, self.n_bits) if kind == "morgan" else (kind,)
         missing = [s for s in dict.fromkeys(smiles) if (key, s) not in _CACHE]
         if missing:
-            rows = self._compute(mols(missing))
+            rows = self._compute(kind, mols(missing))
             if len(_CACHE) + len(missing) > _CACHE_LIMIT:
                 _CACHE.clear()
             for s, row in zip(missing, rows, strict=True):
                 _CACHE[(key, s)] = row
-        if not smiles:
-            return np.zeros((0, len(self.names())), dtype=np.float32)
+            if any((key, s) not in _CACHE for s in smiles):  # more molecules than the cache holds at once
+                return self._compute(kind, mols(smiles))
         return np.stack([_CACHE[(key, s)] for s in smiles])
 
-    def _compute(self, molecules: list) -> list[np.ndarray]:
-        parts = []
-        for kind in self.kinds:
-            if kind == "morgan":
-                parts.append(morgan_counts(molecules, self.radius, self.n_bits))
-            elif kind == "rdkit2d":
-                parts.append(rdkit_descriptors(molecules))
-            else:
-                parts.append(maccs(molecules))
-        return list(np.hstack(parts).astype(np.float32))
+    def _compute(self, kind: str, molecules: list) -> np.ndarray:
+        if kind == "morgan":
+            block = morgan_counts(molecules, self.radius, self.n_bits)
+        elif kind == "rdkit2d":
+            block = rdkit_descriptors(molecules)
+        else:
+            block = maccs(molecules)
+        return block.astype(np.float32)
 
     def to_json(self) -> dict:
         return {"kinds": list(self.kinds), "radius": int(self.radius), "n_bits": int(self.n_bits)}

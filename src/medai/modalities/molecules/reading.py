@@ -160,6 +160,31 @@ def smiles_keys(smiles) -> np.ndarray:
     return np.array([int(hashlib.sha1(s.encode()).hexdigest()[:15], 16) for s in smiles], dtype=np.int64)
 
 
+def assign_split(frame: pd.DataFrame, column: str, split_column: str | None, kind: str, seed: int, source: str
+                 ) -> tuple[pd.DataFrame, str]:
+    """Each record's part (``_part``: train/val/test) and the sentence the report states. The split is made on
+    the records as read (file order, SMILES as written), before duplicates are merged - DeepChem's way."""
+    if split_column:
+        parts = column_split(frame[split_column], split_column, source)
+        protocol = f"split given by column {split_column!r}"
+    else:
+        parts, protocol = make_split(kind, frame[column].astype(str).str.strip().tolist(), seed)
+    part = np.empty(len(frame), dtype=object)
+    for name, idx in parts.items():
+        part[idx] = name
+    return frame.assign(_part=part), protocol
+
+
+def split_duplicates(frame: pd.DataFrame, merge: bool) -> list[str]:
+    """A note counting the molecules whose records fall into different parts (before merging)."""
+    spread = frame.groupby("_smiles", sort=False)["_part"].nunique()
+    n = int((spread > 1).sum())
+    if not n:
+        return []
+    return [f"{n} molecule(s) have records in more than one of train/validation/test"
+            + (": each merged into the part of its first record" if merge else " (kept in each: --duplicates keep)")]
+
+
 def build_dataset(frame: pd.DataFrame, options, *, source: str, smiles_column: str | None, targets: list[str],
                   license: str = "user data", citation: str = "", split: str | None = None,
                   regression: bool | None = None, sdf: bool = False) -> Dataset:
@@ -182,6 +207,12 @@ def build_dataset(frame: pd.DataFrame, options, *, source: str, smiles_column: s
     notes += invalid
     if regression is None:
         regression = len(targets) == 1 and _looks_regression(frame[targets[0]], options)
+    split_column = extra.get("split_column")
+    if split_column and split_column not in frame.columns:
+        raise MedAIError(f"--split-column {split_column!r} is not in {source}; columns are: {list(frame.columns)}")
+    frame, protocol = assign_split(frame, column, split_column, extra.get("split") or split or "scaffold",
+                                   options.seed, source)
+    notes += split_duplicates(frame, extra.get("duplicates", "merge") == "merge")
     if extra.get("duplicates", "merge") == "merge":
         frame, merged = merge_duplicates(frame, targets, regression)
         notes += merged
@@ -193,16 +224,9 @@ def build_dataset(frame: pd.DataFrame, options, *, source: str, smiles_column: s
             notes.append(f"{repeats} record(s) repeat a molecule after standardisation (kept: --duplicates keep)")
     frame = frame.loc[frame[targets].notna().any(axis=1)].reset_index(drop=True)
     smiles = frame["_smiles"].tolist()
-    split_column = extra.get("split_column")
-    if split_column:
-        if split_column not in frame.columns:
-            raise MedAIError(f"--split-column {split_column!r} is not in {source}; columns are: {list(frame.columns)}")
-        parts, protocol = column_split(frame[split_column], split_column, source), f"split given by column " \
-                                                                                  f"{split_column!r}"
-    else:
-        parts, protocol = make_split(extra.get("split") or split or "scaffold", smiles, options.seed)
+    parts = {name: np.flatnonzero((frame["_part"] == name).to_numpy()) for name in ("train", "val", "test")}
     check_split(parts, protocol)
-    unused = [c for c in frame.columns if c not in (column, "_smiles", *targets, split_column)]
+    unused = [c for c in frame.columns if c not in (column, "_smiles", "_part", *targets, split_column)]
     if unused:
         notes.append(f"Columns not used (the model reads only the structure): {', '.join(map(str, unused[:10]))}"
                      + (" ..." if len(unused) > 10 else ""))

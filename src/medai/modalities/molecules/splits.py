@@ -1,10 +1,16 @@
 """Splits of molecules into train/validation/test (80/10/10 as MoleculeNet), computed by the modality and
 handed to the road as ``Dataset.official_split`` with ``Dataset.split_protocol`` saying how.
 
-- ``random``: a seeded permutation.
-- ``scaffold``: deterministic Bemis-Murcko scaffold split, DeepChem's ``ScaffoldSplitter`` logic: scaffold sets
-  sorted by size (largest first, ties by first index), the largest filling train, then validation, then test.
-  The seed does not change it.
+The splits work on the file's records in file order and on their SMILES as written (what DeepChem's splitters
+see as ``dataset.ids``), before duplicates are merged: a MoleculeNet file then splits exactly as DeepChem
+splits it.
+
+- ``random``: DeepChem's ``RandomSplitter``: ``np.random.seed(seed); np.random.permutation(n)`` cut at
+  ``int(0.8 n)`` and ``int(0.9 n)``.
+- ``scaffold``: deterministic Bemis-Murcko scaffold split, DeepChem's ``ScaffoldSplitter`` logic: scaffolds
+  without chirality, scaffold sets sorted by (size, first index) descending - the largest first, and of equal
+  sizes the set whose first member comes later first - the sets filling train while train stays within 0.8 n,
+  then validation within 0.9 n, then test. The seed does not change it.
 - ``balanced-scaffold``: chemprop's balanced scaffold split: sets bigger than half the validation or test size go
   to train first, the rest are shuffled by the seed.
 - ``column``: a column of the user's file saying ``train``/``val``/``test`` per molecule.
