@@ -57,3 +57,58 @@ def test_benchmark_fold_features_equal_the_learners_features(word, char, subline
     names = learner.feature_names()
     assert "word:note3" in names and "word:heldout" not in names  # min_df 2 counted on the training rows
     assert fast.shape[1] == len(names) and np.allclose(fast, learner.transform(texts).toarray())
+
+
+def test_propagate_mentions_short_forms_and_repeats():
+    from medai.modalities.text.ner import propagate_mentions
+
+    text = "Duchenne muscular dystrophy (DMD) is rare. DMD boys and Duchenne muscular dystrophy carriers; dmd."
+    first = (0, len("Duchenne muscular dystrophy"), "Disease")
+    spans = propagate_mentions(text, [first])
+    found = [(text[a:b], label) for a, b, label in spans]
+    assert found == [("Duchenne muscular dystrophy", "Disease"), ("DMD", "Disease"), ("DMD", "Disease"),
+                     ("Duchenne muscular dystrophy", "Disease")]  # case-sensitive: "dmd" is left alone
+    # a span already found is neither duplicated nor overlapped
+    inner = (text.index("muscular", 40), text.index("muscular", 40) + len("muscular dystrophy"), "Other")
+    again = propagate_mentions(text, [first, inner])
+    assert inner in again and not any(a < inner[1] and b > inner[0] and (a, b, c) != inner for a, b, c in again)
+    assert propagate_mentions("", []) == []
+
+
+def test_lexicon_tags_longest_match_and_round_trips():
+    from medai.modalities.text.ner import Lexicon
+    from medai.modalities.text.tokens import tokenize
+
+    tokens = tokenize("Breast cancer and cancer of the breast; breast cancer.")
+    tags = ["B-D", "I-D", "O", "B-D", "O", "O", "O", "O", "O", "O", "O"]
+    lexicon = Lexicon.from_sequences([(tokens, tags)])
+    assert lexicon.entries == {("breast", "cancer"): "D", ("cancer",): "D"}
+    words = ["a", "breast", "cancer", "cancer", "breast"]
+    assert lexicon.tags(words) == ["O", "B-D", "I-D", "B-D", "O"]
+    assert Lexicon.from_json(lexicon.to_json()).tags(words) == lexicon.tags(words)
+    assert Lexicon({}).tags(words) == ["O"] * 5
+
+
+def test_crf_with_lexicon_and_propagation_learns_saves_and_reloads(tmp_path):
+    from medai.modalities.text import TextModality
+    from medai.modalities.text.ner import CRFTagger
+
+    names = ["cystic fibrosis", "breast cancer", "asthma", "gout", "psoriasis", "anaemia"]
+    texts = [f"The patient had {names[i % 6]} ({'ABC'[i % 3]}X). Tests for {names[(i + 1) % 6]} were done."
+             for i in range(30)]
+    spans = [[(t.index(names[i % 6]), t.index(names[i % 6]) + len(names[i % 6]), "Disease"),
+              (t.rindex(names[(i + 1) % 6]), t.rindex(names[(i + 1) % 6]) + len(names[(i + 1) % 6]), "Disease")]
+             for i, t in enumerate(texts)]
+    model = CRFTagger(lexicon=True, propagate=True, max_iterations=50).fit(texts, spans)
+    assert model.lexicon_.entries[("cystic", "fibrosis")] == "Disease"
+    modality = TextModality()
+    files = modality.save_learner(model)
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    loaded = modality.load_learner(tmp_path, {})
+    new = ["Known gout here. Then psoriasis again, psoriasis."]
+    assert loaded.predict(new) == model.predict(new)
+    found = {(s["text"], s["label"]) for s in loaded.predict(new)[0]}
+    assert ("gout", "Disease") in found and ("psoriasis", "Disease") in found
+    assert loaded.lexicon_.entries == model.lexicon_.entries and loaded.propagate
