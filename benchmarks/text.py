@@ -167,12 +167,12 @@ def part_meddocan(seed: int, root: Path, learners: list[str], epochs: int | None
                                   name, epochs) for name in learners}
 
 
-def part_ncbi(seed: int, root: Path, learners: list[str], epochs: int | None) -> dict:
+def part_ncbi(seed: int, root: Path, learners: list[str], epochs: int | None, linking: bool = True) -> dict:
     base = DATA / "ncbi_disease/original-data"
     out = {name: train_and_score(base / "NCBItrainset_corpus.txt", base / "NCBIdevelopset_corpus.txt",
                                  root / f"ncbi-{name}", seed, {"one_type": "Disease"}, name, epochs)
            for name in learners}
-    if "crf" not in learners:
+    if "crf" not in learners or not linking:
         return out
     try:
         from medai.modalities.text.linking import evaluate_linking
@@ -401,6 +401,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the network entity learners")
     parser.add_argument("--folds", type=int, default=10,
                         help="classify: run the learners on the first FOLDS of the 10 (CPU-starved runs)")
+    parser.add_argument("--skip-linking", action="store_true", help="ncbi: leave out the concept-linking scores")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -411,7 +412,7 @@ def main() -> None:
                 sys.exit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
             result = {"deid": lambda: part_deid(args.seed),
                       "meddocan": lambda: part_meddocan(args.seed, Path(tmp), ner, args.epochs),
-                      "ncbi": lambda: part_ncbi(args.seed, Path(tmp), ner, args.epochs),
+                      "ncbi": lambda: part_ncbi(args.seed, Path(tmp), ner, args.epochs, not args.skip_linking),
                       "classify": lambda: part_classify(args.seed, args.learners.split(","), args.out, args.folds),
                       "onnx": lambda: part_onnx(args.seed)}[part]()
             (args.out / f"{part}.json").write_text(json.dumps(result, indent=2))

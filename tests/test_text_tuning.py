@@ -73,6 +73,13 @@ def test_propagate_mentions_short_forms_and_repeats():
     again = propagate_mentions(text, [first, inner])
     assert inner in again and not any(a < inner[1] and b > inner[0] and (a, b, c) != inner for a, b, c in again)
     assert propagate_mentions("", []) == []
+    # lone numbers and lower-case single words do not spread; several words do
+    note = "Edad 45 años, mujer. Dosis 45 mg; una mujer de 45 años."
+    age, sex = (5, 12, "EDAD"), (14, 19, "SEXO")
+    assert note[age[0]:age[1]] == "45 años" and note[sex[0]:sex[1]] == "mujer"
+    found = [(note[a:b], label) for a, b, label in propagate_mentions(note, [age, sex])]
+    assert found == [("45 años", "EDAD"), ("mujer", "SEXO"), ("45 años", "EDAD")]
+    assert propagate_mentions(note, [(5, 7, "N")]) == [(5, 7, "N")]
 
 
 def test_lexicon_tags_longest_match_and_round_trips():

@@ -83,8 +83,10 @@ def _token_ranges(tokens: list[Token], spans) -> list[tuple[int, int]]:
 
 def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Document-level consistency: a short form defined right after a found mention ("... dystrophy (DMD)") gets
-    the mention's label, and every other occurrence, on token boundaries, of a string found in this document
-    gets the same label unless it overlaps a span already found. Returns the spans sorted by start."""
+    the mention's label, and every other occurrence, on token boundaries, of a name found in this document
+    gets the same label unless it overlaps a span already found. Only distinctive names spread: several tokens,
+    or one token with a capital letter (not a lone number or a lower-case common word such as "mujer").
+    Returns the spans sorted by start."""
     tokens = tokenize(text)
     spans = sorted(spans)
     taken = np.zeros(len(text) + 1, dtype=bool)
@@ -104,6 +106,8 @@ def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tup
         names.setdefault(tuple(t.text for t in tokenize(text[start:end])), label)
     words = [t.text for t in tokens]
     for name, label in sorted(names.items(), key=lambda item: -len(item[0])):
+        if not _distinctive(name):
+            continue
         n = len(name)
         for i in range(len(tokens) - n + 1):
             if tuple(words[i:i + n]) == name:
@@ -112,6 +116,11 @@ def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tup
                     spans.append((start, end, label))
                     taken[start:end] = True
     return sorted(set(spans))
+
+
+def _distinctive(name: tuple[str, ...]) -> bool:
+    has_letter = any(c.isalpha() for word in name for c in word)
+    return has_letter and (len(name) > 1 or any(c.isupper() for c in name[0]))
 
 
 class Lexicon:
@@ -240,7 +249,7 @@ class CRFTagger(EntityTagger):
     with ``propagate``, document-level consistency of the predicted mentions (:func:`propagate_mentions`)."""
 
     def __init__(self, c1: float = 0.05, c2: float = 0.01, max_iterations: int = 150, window: int = 2,
-                 min_freq: int = 1, lexicon: bool = False, lexicon_folds: int = 5, propagate: bool = False,
+                 min_freq: int = 1, lexicon: bool = False, lexicon_folds: int = 5, propagate: bool = True,
                  verbose: bool = False):
         self.c1 = c1
         self.c2 = c2
