@@ -140,18 +140,21 @@ class TextModality(Modality):
                 return {f"text/{p.name}": p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
         if type(learner).__name__ == "CRFTagger":
             params = learner.get_params()
-            meta = {"learner": "crf", "params": params, "labels": learner.labels_}
+            lexicon = getattr(learner, "lexicon_", None)
+            meta = {"learner": "crf", "params": params, "labels": learner.labels_,
+                    "lexicon": lexicon.to_json() if lexicon is not None else None}
             return {"text/crf.crfsuite": learner.model_bytes_, "text/crf.json": json.dumps(meta).encode()}
         return super().save_learner(learner)
 
     def load_learner(self, directory: Path, meta: dict[str, Any]):
         folder = Path(directory) / "text"
         if (folder / "crf.json").is_file():
-            from medai.modalities.text.ner import CRFTagger
+            from medai.modalities.text.ner import CRFTagger, Lexicon
 
             saved = json.loads((folder / "crf.json").read_text())
             learner = CRFTagger(**saved["params"])
             learner.labels_ = saved["labels"]
+            learner.lexicon_ = Lexicon.from_json(saved["lexicon"]) if saved.get("lexicon") else None
             learner.model_bytes_ = (folder / "crf.crfsuite").read_bytes()
             return learner
         if (folder / "learner.json").is_file():

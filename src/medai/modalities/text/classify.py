@@ -21,26 +21,29 @@ def is_multilabel(y) -> bool:
 
 
 class TfidfClassifier(BaseEstimator, ClassifierMixin):
-    """TF-IDF of word 1..``word_ngrams`` and character 2..``char_ngrams`` grams (sublinear tf) + logistic
-    regression (L2, ``C``; class-balanced weights when ``balanced``)."""
+    """TF-IDF of word 1..``word_ngrams`` and character 2..``char_ngrams`` grams (none when 0; log-scaled term
+    counts when ``sublinear``) + logistic regression (L2, ``C``; class-balanced weights when ``balanced``)."""
 
     def __init__(self, C: float = 10.0, word_ngrams: int = 2, char_ngrams: int = 5, min_df: int = 2,
-                 max_features: int = 300_000, balanced: bool = True, seed: int = 0):
+                 max_features: int = 300_000, balanced: bool = True, sublinear: bool = True, seed: int = 0):
         self.C = C
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams
         self.min_df = min_df
         self.max_features = max_features
         self.balanced = balanced
+        self.sublinear = sublinear
         self.seed = seed
 
     def _vectorizer(self, n: int) -> FeatureUnion:
         min_df = self.min_df if n >= 20 else 1
-        parts = [("word", TfidfVectorizer(ngram_range=(1, self.word_ngrams), min_df=min_df, sublinear_tf=True,
-                                          max_features=self.max_features, token_pattern=r"(?u)\b\w+\b"))]
+        parts = [("word", TfidfVectorizer(ngram_range=(1, self.word_ngrams), min_df=min_df,
+                                          sublinear_tf=self.sublinear, max_features=self.max_features,
+                                          token_pattern=r"(?u)\b\w+\b"))]
         if self.char_ngrams:
             parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, self.char_ngrams),
-                                                  min_df=min_df, sublinear_tf=True, max_features=self.max_features)))
+                                                  min_df=min_df, sublinear_tf=self.sublinear,
+                                                  max_features=self.max_features)))
         return FeatureUnion(parts)
 
     def _model(self) -> LogisticRegression:

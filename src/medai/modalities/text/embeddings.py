@@ -39,9 +39,14 @@ def chunk_words(text: str, size: int) -> list[str]:
     return [" ".join(words[i:i + size]) for i in range(0, max(len(words), 1), size)] or [text]
 
 
+def cache_key(text: str, max_length: int) -> str:
+    """The key of a document's embedding in the in-process cache."""
+    return hashlib.sha256(f"{max_length}\x1f{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def embed(texts: list[str], max_length: int = 200, batch_size: int = 64) -> np.ndarray:
     """``(n, 384)`` document embeddings (mean of the chunks' unit-length embeddings)."""
-    keys = [hashlib.sha256(f"{max_length}\x1f{t}".encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+    keys = [cache_key(t, max_length) for t in texts]
     todo = [i for i, k in enumerate(keys) if k not in _CACHE]
     if todo:
         pieces, owner = [], []

@@ -55,11 +55,13 @@ class EntityTagger(BaseEstimator):
         texts = list(X)
         sequences, _ = self._sequences(texts)
         tags = self._predict_sequences(sequences) if sequences else []
-        out: list[list[dict]] = [[] for _ in texts]
-        for (d, tokens, _, text), seq_tags in zip(sequences, tags, strict=True):
-            for start, end, label in bio_to_spans(tokens, seq_tags):
-                out[d].append({"start": start, "end": end, "label": label, "text": text[start:end]})
-        return out
+        found: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        for (d, tokens, _, _), seq_tags in zip(sequences, tags, strict=True):
+            found[d] += bio_to_spans(tokens, seq_tags)
+        if getattr(self, "propagate", False):
+            found = [propagate_mentions(text, spans) for text, spans in zip(texts, found, strict=True)]
+        return [[{"start": a, "end": b, "label": label, "text": text[a:b]} for a, b, label in spans]
+                for text, spans in zip(texts, found, strict=True)]
 
     def _fit_sequences(self, sequences, val) -> None:
         raise NotImplementedError
@@ -79,6 +81,103 @@ def _token_ranges(tokens: list[Token], spans) -> list[tuple[int, int]]:
     return out
 
 
+def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Document-level consistency: a short form defined right after a found mention ("... dystrophy (DMD)") gets
+    the mention's label, and every other occurrence, on token boundaries, of a name found in this document
+    gets the same label unless it overlaps a span already found. Only distinctive names spread: several tokens,
+    or one token with a capital letter (not a lone number or a lower-case common word such as "mujer").
+    Returns the spans sorted by start."""
+    tokens = tokenize(text)
+    spans = sorted(spans)
+    taken = np.zeros(len(text) + 1, dtype=bool)
+    for start, end, _ in spans:
+        taken[start:end] = True
+    index = {t.start: i for i, t in enumerate(tokens)}
+    for start, end, label in list(spans):
+        i = next((k for k in range(index.get(start, len(tokens)), len(tokens)) if tokens[k].start >= end), None)
+        if i is not None and i + 2 < len(tokens) and tokens[i].text == "(" and tokens[i + 2].text == ")":
+            short = tokens[i + 1]
+            if 1 < len(short.text) <= 10 and any(c.isupper() for c in short.text) \
+                    and not taken[short.start:short.end].any():
+                spans.append((short.start, short.end, label))
+                taken[short.start:short.end] = True
+    names: dict[tuple[str, ...], str] = {}
+    for start, end, label in spans:
+        names.setdefault(tuple(t.text for t in tokenize(text[start:end])), label)
+    words = [t.text for t in tokens]
+    for name, label in sorted(names.items(), key=lambda item: -len(item[0])):
+        if not _distinctive(name):
+            continue
+        n = len(name)
+        for i in range(len(tokens) - n + 1):
+            if tuple(words[i:i + n]) == name:
+                start, end = tokens[i].start, tokens[i + n - 1].end
+                if not taken[start:end].any():
+                    spans.append((start, end, label))
+                    taken[start:end] = True
+    return sorted(set(spans))
+
+
+def _distinctive(name: tuple[str, ...]) -> bool:
+    has_letter = any(c.isalpha() for word in name for c in word)
+    return has_letter and (len(name) > 1 or any(c.isupper() for c in name[0]))
+
+
+class Lexicon:
+    """The names of the training mentions as lower-cased token tuples with their most frequent label; tags a
+    token sequence by greedy longest match (``B-label``/``I-label``/``O``) - a gazetteer feature for the CRF."""
+
+    def __init__(self, entries: dict[tuple[str, ...], str]):
+        self.entries = entries
+        self.longest = max(map(len, entries), default=0)
+
+    @classmethod
+    def from_sequences(cls, sequences) -> Lexicon:
+        """From ``(tokens, tags)`` pairs: every tagged mention's words."""
+        from collections import Counter
+
+        counts: dict[tuple[str, ...], Counter] = {}
+        for tokens, tags in sequences:
+            for first, last, label in _tag_ranges(tags):
+                counts.setdefault(tuple(t.text.lower() for t in tokens[first:last + 1]), Counter())[label] += 1
+        return cls({name: c.most_common(1)[0][0] for name, c in counts.items() if len(name) <= 8})
+
+    def tags(self, lower: list[str]) -> list[str]:
+        out, i = ["O"] * len(lower), 0
+        while i < len(lower):
+            for n in range(min(self.longest, len(lower) - i), 0, -1):
+                label = self.entries.get(tuple(lower[i:i + n]))
+                if label:
+                    out[i:i + n] = [f"B-{label}"] + [f"I-{label}"] * (n - 1)
+                    i += n
+                    break
+            else:
+                i += 1
+        return out
+
+    def to_json(self) -> list:
+        return [[list(name), label] for name, label in self.entries.items()]
+
+    @classmethod
+    def from_json(cls, items) -> Lexicon:
+        return cls({tuple(name): label for name, label in items})
+
+
+def _tag_ranges(tags: list[str]) -> list[tuple[int, int, str]]:
+    """``(first, last, label)`` token ranges of the mentions in BIO ``tags``."""
+    out, current = [], None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, label = tag.partition("-")
+        if current and (prefix != "I" or label != current[2]):
+            out.append(tuple(current))
+            current = None
+        if prefix in ("B", "I") and current is None:
+            current = [i, i, label]
+        elif current:
+            current[1] = i
+    return out
+
+
 # -- token features --------------------------------------------------------------------------------------
 
 _SHAPE = [(re.compile(r"[A-ZÀ-ÖØ-Þ]"), "X"), (re.compile(r"[a-zß-öø-ÿ]"), "x"), (re.compile(r"\d"), "d")]
@@ -93,11 +192,14 @@ def shape(word: str) -> str:
     return "".join(out)[:6]
 
 
-def sequence_features(tokens: list[Token], text: str, window: int = 2) -> list[list[str]]:
-    """CRFsuite features of every token of one segment: the word, its affixes and shape, its neighbours, and
-    where it sits on its line (the first word of the line names a form field such as ``Nombre:``)."""
+def sequence_features(tokens: list[Token], text: str, window: int = 2, lexicon: Lexicon | None = None) \
+        -> list[list[str]]:
+    """CRFsuite features of every token of one segment: the word, its affixes and shape, its neighbours, where
+    it sits on its line (the first word of the line names a form field such as ``Nombre:``), and with a
+    ``lexicon`` the gazetteer tag of the token and of its neighbours."""
     words = [t.text for t in tokens]
     lower = [w.lower() for w in words]
+    lex = lexicon.tags(lower) if lexicon is not None and lexicon.entries else None
     shapes = [shape(w) for w in words]
     line_head, head, first = [], "", True
     for i, token in enumerate(tokens):
@@ -133,28 +235,46 @@ def sequence_features(tokens: list[Token], text: str, window: int = 2) -> list[l
                     f += [f"s3{o}={lower[j][-3:]}", f"wb{o}={lower[j]}|{lw}" if o < 0 else f"wb{o}={lw}|{lower[j]}"]
             else:
                 f.append(f"pad{o}")
+        if lex is not None:
+            f += [f"lex={lex[i]}", f"lex-1={lex[i - 1] if i else 'pad'}",
+                  f"lex+1={lex[i + 1] if i + 1 < n else 'pad'}"]
         feats.append(f)
     return feats
 
 
 class CRFTagger(EntityTagger):
-    """Linear-chain CRF (CRFsuite, L-BFGS) over word, affix, shape, context and line-position features."""
+    """Linear-chain CRF (CRFsuite, L-BFGS) over word, affix, shape, context and line-position features; with
+    ``lexicon``, gazetteer features from the training mentions (on the training documents themselves the
+    gazetteer of the other ``lexicon_folds`` folds, so that the CRF learns how far an unseen text can trust it);
+    with ``propagate``, document-level consistency of the predicted mentions (:func:`propagate_mentions`)."""
 
     def __init__(self, c1: float = 0.05, c2: float = 0.01, max_iterations: int = 150, window: int = 2,
-                 min_freq: int = 1, verbose: bool = False):
+                 min_freq: int = 1, lexicon: bool = False, lexicon_folds: int = 5, propagate: bool = True,
+                 verbose: bool = False):
         self.c1 = c1
         self.c2 = c2
         self.max_iterations = max_iterations
         self.window = window
         self.min_freq = min_freq
+        self.lexicon = lexicon
+        self.lexicon_folds = lexicon_folds
+        self.propagate = propagate
         self.verbose = verbose
 
     def _fit_sequences(self, sequences, val) -> None:
         import pycrfsuite
 
+        self.lexicon_ = None
+        lexicons = {}
+        if self.lexicon:
+            pairs = [(d, tokens, tags) for d, tokens, tags, _ in sequences]
+            self.lexicon_ = Lexicon.from_sequences([(t, g) for _, t, g in pairs])
+            for k in range(self.lexicon_folds):
+                lexicons[k] = Lexicon.from_sequences([(t, g) for d, t, g in pairs if d % self.lexicon_folds != k])
         trainer = pycrfsuite.Trainer(verbose=self.verbose)
-        for _, tokens, tags, text in sequences:
-            trainer.append(sequence_features(tokens, text, self.window), tags)
+        for d, tokens, tags, text in sequences:
+            lexicon = lexicons.get(d % self.lexicon_folds) if lexicons else None
+            trainer.append(sequence_features(tokens, text, self.window, lexicon), tags)
         trainer.set_params({"c1": self.c1, "c2": self.c2, "max_iterations": self.max_iterations,
                             "feature.possible_transitions": True, "feature.minfreq": self.min_freq})
         with tempfile.TemporaryDirectory() as tmp:
@@ -179,7 +299,8 @@ class CRFTagger(EntityTagger):
 
     def _predict_sequences(self, sequences) -> list[list[str]]:
         tagger = self._open()
-        return [tagger.tag(sequence_features(tokens, text, self.window)) for _, tokens, _, text in sequences]
+        lexicon = getattr(self, "lexicon_", None)
+        return [tagger.tag(sequence_features(tokens, text, self.window, lexicon)) for _, tokens, _, text in sequences]
 
     def __getstate__(self):
         state = dict(self.__dict__)
