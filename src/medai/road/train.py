@@ -21,6 +21,7 @@ from medai.evaluation.conformal import MODES, Conformal, check_coverage, enough_
 from medai.evaluation.kinds import evaluator_for
 from medai.evaluation.subgroups import subgroup_table
 from medai.models.artifact import write_artifact
+from medai.parallel import current_executor, parallel_map
 from medai.road import report
 from medai.road.common import library_versions, medai_version, now_iso, progress
 from medai.road.model import FORMAT, Model, difficulty_sigma
@@ -203,12 +204,28 @@ def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, option
 def _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, spec, options) -> dict[str, dict]:
     folds, repeats = parse_cv(spec)
     splits = cv_splits(y, dataset.groups, folds, repeats, options.seed, stratify=evaluator.stratify)
-    fold_metrics = []
-    for train_idx, test_idx in progress(splits, total=len(splits), desc=f"CV {spec}", enabled=options.show_progress):
-        fitted = modality.fit(clone(learner), take(dataset.X, train_idx), y_fit[train_idx])
-        scores = evaluator.scores(fitted, take(dataset.X, test_idx), target)
-        fold_metrics.append(evaluator.cv_fold_metrics(y[test_idx], scores))
+    fold = _CVFold(modality, clone(learner), dataset.X, y_fit, y, evaluator, target)
+    if current_executor().workers > 1:  # folds as tasks on a cluster (--ray): same folds, same order
+        options.say(f"CV {spec}: {len(splits)} folds on {current_executor().name}")
+        fold_metrics = parallel_map(fold, splits)
+    else:
+        fold_metrics = [fold(split) for split in progress(splits, total=len(splits), desc=f"CV {spec}",
+                                                          enabled=options.show_progress)]
     return evaluator.summarize_cv(fold_metrics, folds)
+
+
+class _CVFold:
+    """One cross-validation fold: fit a fresh copy of the learner, score the held-out records."""
+
+    def __init__(self, modality, learner, X, y_fit, y, evaluator, target):
+        self.modality, self.learner, self.X, self.y_fit, self.y = modality, learner, X, y_fit, y
+        self.evaluator, self.target = evaluator, target
+
+    def __call__(self, split) -> dict[str, float]:
+        train_idx, test_idx = split
+        fitted = self.modality.fit(clone(self.learner), take(self.X, train_idx), self.y_fit[train_idx])
+        scores = self.evaluator.scores(fitted, take(self.X, test_idx), self.target)
+        return self.evaluator.cv_fold_metrics(self.y[test_idx], scores)
 
 
 def _split_info(dataset, task, parts, y, evaluator, target, options, cv_spec) -> dict[str, Any]:
