@@ -13,6 +13,7 @@ endif
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
+export RAY_AUTH_MODE := disabled
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export MPLBACKEND := Agg
 

@@ -16,6 +16,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a token written by a first ray.init would lock clients out
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 if "MEDAI_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["MEDAI_DATA_DIR"] = str(SHARED_DATA)

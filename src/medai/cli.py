@@ -24,6 +24,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="MedAI: train, evaluate, explain and serve clinical prediction models.")
 
 ModelRef = Annotated[str, typer.Argument(metavar="MODEL", help="Model directory or registered NAME[:VERSION].")]
+RayAddress = Annotated[str | None, typer.Option(
+    "--ray", metavar="ADDR", envvar="MEDAI_RAY_ADDRESS", show_envvar=True,
+    help="Run the heavy work on a Ray cluster: HOST:PORT of its head, 'auto' or 'local' (needs medai[scale]).")]
+
+
+def ray_session(address: str | None):
+    """The block's independent work (CV folds, bootstrap replicates) runs on the Ray cluster at ``address``."""
+    from medai.scale.cluster import ray_session as session
+
+    return session(address)
 
 
 def with_modality_options(command: str):
@@ -164,6 +174,7 @@ def train(
     name: Annotated[str | None, typer.Option(help="Registry name (default: the task name).")] = None,
     register: Annotated[bool, typer.Option(help="Register the model in the registry.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
+    ray: RayAddress = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Train, evaluate and package a model for a built-in task or your own data."""
@@ -176,7 +187,8 @@ def train(
                            cv="task" if cv is None else cv, threshold=threshold, coverage=coverage,
                            conformal=conformal, show_progress=not as_json, extra=extra or {},
                            say=lambda message: err.print(message, markup=False, highlight=False))
-    result = train_data(data, out_dir, options) if data is not None else train_task(task, out_dir, options)
+    with ray_session(ray):
+        result = train_data(data, out_dir, options) if data is not None else train_task(task, out_dir, options)
     record = None
     if register:
         from medai.registry import Registry
@@ -223,12 +235,14 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Labelled data in the model's input format.")],
     seed: int = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    ray: RayAddress = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Evaluate a trained model on labelled data, at the model's own decision rule."""
     loaded = load(model)
     inputs = loaded.modality.read_inputs(Path(data), loaded, labelled=True, options=extra or {})
-    result = loaded.evaluate(inputs, seed=seed)
+    with ray_session(ray):
+        result = loaded.evaluate(inputs, seed=seed)
     result["data"] = str(data)
     if as_json:
         return print_json(result)
@@ -248,9 +262,20 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON.")] = False,
     out_of_range: Annotated[str, typer.Option(help="Records outside the training data or physiological limits: "
                                                    "flag (a column says so) or refuse.")] = "flag",
+    ray: RayAddress = None,
+    batch_size: Annotated[int, typer.Option(help="Records per batch with --ray.")] = 4096,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Predict each record: label or value, probabilities, the conformal set or interval, an explanation."""
+    """Predict each record: label or value, probabilities, the conformal set or interval, an explanation.
+
+    With --ray, INPUT (a CSV/Parquet table or a folder of them, or a folder of files) streams through the
+    cluster in batches and the predictions are written to --output (.parquet or .csv)."""
+    from medai.scale.cluster import resolve_address
+
+    if resolve_address(ray) is not None:
+        from medai.cli_scale import predict_on_cluster
+
+        return predict_on_cluster(model, input_path, output, ray, batch_size, explain, top_k, out_of_range)
     loaded = load(model)
     inputs = read_unlabelled(loaded, input_path, extra or {})
     explain = loaded.modality.explain_in_tables if explain is None else explain

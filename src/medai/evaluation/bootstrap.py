@@ -31,8 +31,8 @@ def bootstrap_metrics(
     """
     point = compute(np.arange(len(y)))
     samples = {name: [] for name in point}
-    for indices in stratified_resamples(y, n_boot, seed):
-        for name, value in compute(indices).items():
+    for values in _replicates(compute, stratified_resamples(y, n_boot, seed)):
+        for name, value in values.items():
             samples[name].append(value)
     alpha = (1 - level) / 2
     out = {}
@@ -47,3 +47,23 @@ def bootstrap_metrics(
 def _clean(value: float) -> float | None:
     value = float(value)
     return round(value, 6) if np.isfinite(value) else None
+
+
+def _replicates(compute: Callable[[np.ndarray], dict[str, float]], resamples: np.ndarray) -> list[dict[str, float]]:
+    """``compute`` on every resample, in order: here, or in chunks on the current executor (``--ray``). The
+    resamples are drawn before they are handed out, so the numbers are the same either way."""
+    from medai.parallel import chunks, current_executor, parallel_map
+
+    executor = current_executor()
+    if executor.workers <= 1 or len(resamples) < 2 * executor.workers:
+        return [compute(indices) for indices in resamples]
+    pieces = chunks(list(resamples), executor.workers)
+    return [values for piece in parallel_map(_ComputeAll(compute), pieces) for values in piece]
+
+
+class _ComputeAll:
+    def __init__(self, compute):
+        self.compute = compute
+
+    def __call__(self, piece):
+        return [self.compute(indices) for indices in piece]

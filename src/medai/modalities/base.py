@@ -89,6 +89,15 @@ class Modality:
         left out of ``medai predict``/``explain``; ``None`` when there are none."""
         return None
 
+    def input_files(self, path: Path) -> list[Path]:
+        """The files a files-contract model predicts from ``path`` (a file, or a folder searched recursively),
+        in a stable order: what batch inference on a cluster hands to :meth:`inputs_from_files` in batches."""
+        if not path.exists():
+            raise MedAIError(f"{path} does not exist")
+        if path.is_file():
+            return [path]
+        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
     def inputs_from_records(self, records: list[dict[str, Any]], model: Model) -> Any:
         """The service's validated JSON records -> what the learner takes (records contract)."""
         raise MedAIError(f"{self.name} models do not take JSON records")

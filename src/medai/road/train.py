@@ -22,6 +22,7 @@ from medai.evaluation.conformal import MODES, Conformal, check_coverage, enough_
 from medai.evaluation.kinds import evaluator_for
 from medai.evaluation.subgroups import subgroup_table
 from medai.models.artifact import write_artifact
+from medai.parallel import current_executor, parallel_map
 from medai.road import report
 from medai.road.common import library_versions, medai_version, now_iso, progress
 from medai.road.model import FORMAT, Model, difficulty_sigma
@@ -229,13 +230,29 @@ def _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, spe
     splits = cv_splits(evaluator.strata(y), dataset.groups, folds, repeats, options.seed, stratify=evaluator.stratify)
     if folds == 0:
         return _leave_one_out(modality, learner, dataset, y_fit, y, evaluator, target, splits, options)
-    fold_metrics = []
-    for train_idx, test_idx in progress(splits, total=len(splits), desc=f"CV {spec}", enabled=options.show_progress):
-        fitted = modality.fit(clone(learner), take(dataset.X, train_idx), y_fit[train_idx])
-        scores = evaluator.scores(fitted, take(dataset.X, test_idx), target)
-        fold_metrics.append({**evaluator.cv_fold_metrics(y[test_idx], scores),
-                             **modality.cv_fold_extras(y[test_idx], scores, target)})
+    fold = _CVFold(modality, clone(learner), dataset.X, y_fit, y, evaluator, target)
+    if current_executor().workers > 1:  # folds as tasks on a cluster (--ray): same folds, same order
+        options.say(f"CV {spec}: {len(splits)} folds on {current_executor().name}")
+        fold_metrics = parallel_map(fold, splits)
+    else:
+        fold_metrics = [fold(split) for split in progress(splits, total=len(splits), desc=f"CV {spec}",
+                                                          enabled=options.show_progress)]
     return evaluator.summarize_cv(fold_metrics, folds)
+
+
+class _CVFold:
+    """One cross-validation fold: fit a fresh copy of the learner, score the held-out records."""
+
+    def __init__(self, modality, learner, X, y_fit, y, evaluator, target):
+        self.modality, self.learner, self.X, self.y_fit, self.y = modality, learner, X, y_fit, y
+        self.evaluator, self.target = evaluator, target
+
+    def __call__(self, split) -> dict[str, float]:
+        train_idx, test_idx = split
+        fitted = self.modality.fit(clone(self.learner), take(self.X, train_idx), self.y_fit[train_idx])
+        scores = self.evaluator.scores(fitted, take(self.X, test_idx), self.target)
+        return {**self.evaluator.cv_fold_metrics(self.y[test_idx], scores),
+                **self.modality.cv_fold_extras(self.y[test_idx], scores, self.target)}
 
 
 def _leave_one_out(modality, learner, dataset, y_fit, y, evaluator, target, splits, options) -> dict[str, dict]:
@@ -251,13 +268,13 @@ def _leave_one_out(modality, learner, dataset, y_fit, y, evaluator, target, spli
         if pooled is None:
             pooled = np.zeros((len(y), *scores.shape[1:]), dtype=float)
         pooled[test_idx] = scores
+
     def measure(i):
         return {**evaluator.cv_fold_metrics(y[i], pooled[i]), **modality.cv_fold_extras(y[i], pooled[i], target)}
 
     point = measure(np.arange(len(y)))
     strata = evaluator.strata(y) if np.ndim(y) == 1 else np.zeros(len(y))
-    cis = bootstrap_metrics(measure, strata,
-                            n_boot=min(options.n_boot, 500), seed=options.seed)
+    cis = bootstrap_metrics(measure, strata, n_boot=min(options.n_boot, 500), seed=options.seed)
     return {name: {"mean": round(float(value), 6), "std": None, "ci_low": cis[name]["ci_low"],
                    "ci_high": cis[name]["ci_high"], "n_folds": len(splits), "pooled": True}
             for name, value in point.items() if value is not None and np.isfinite(value)}

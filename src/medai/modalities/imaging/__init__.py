@@ -56,6 +56,9 @@ class ImagingModality(Modality):
     def read_inputs(self, path: Path, model, labelled: bool = False, options: dict | None = None):
         return data.read_inputs(path, model.input_schema, labelled, model.target.classes)
 
+    def input_files(self, path: Path) -> list[Path]:
+        return data.image_files(Path(path))
+
     def inputs_from_files(self, paths: list[Path], model) -> np.ndarray:
         return data.load_files([Path(p) for p in paths], model.input_schema)
 

@@ -1,0 +1,226 @@
+"""Batch inference on a Ray cluster with Ray Data (``medai predict MODEL INPUT --ray ADDR -o OUT``).
+
+The input streams through the cluster in batches: a table (CSV or Parquet, one file or a folder of them) for a
+records model, a folder of files (images, ...) for a files model. Each worker loads the model once from the
+artifact shipped to it (every file checked against the head's manifest), predicts its batches with the same
+road as ``medai predict``, and the driver writes the predictions, in input order, to one Parquet or CSV file as
+they arrive: its memory holds a few batches, never the whole input. The output is written to a temporary file
+and renamed into place only when every record is predicted; a failed job leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medai.errors import MedAIError
+from medai.models.artifact import MANIFEST, read_manifest
+from medai.scale.cluster import require_ray
+
+# Ray reserves CPUs by these numbers (it does not limit what a process uses): each predicting actor takes most of a
+# CPU so that N actors spread over N CPUs, and readers take the rest; a full CPU each would leave no room for the
+# readers on a small cluster and the job would wait forever.
+ACTOR_CPUS, READ_CPUS = 0.8, 0.2
+TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class ShippedArtifact:
+    """A model artifact's files as bytes (what travels to workers) and the head's manifest to check them by."""
+
+    files: dict[str, bytes]
+    manifest: dict[str, str]
+
+    @classmethod
+    def read(cls, directory: Path, expected_manifest: dict[str, str] | None = None) -> ShippedArtifact:
+        manifest = expected_manifest or read_manifest(directory)
+        files = {name: (directory / name).read_bytes() for name in manifest}
+        files[MANIFEST] = (directory / MANIFEST).read_bytes()
+        return cls(files, manifest)
+
+    def materialize(self, into: Path):
+        """Write the files under ``into`` and load the model, refusing any file whose checksum differs."""
+        from medai.road import load_model
+
+        for name, data in self.files.items():
+            path = into / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return load_model(into, self.manifest)
+
+
+class Predictor:
+    """A Ray Data actor: loads the model once, predicts pandas batches (records or file paths)."""
+
+    def __init__(self, artifact: ShippedArtifact, explain: bool, top_k: int, refuse_outside: bool, source: str):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        self.workdir = Path(tempfile.mkdtemp(prefix="medai-model-"))
+        self.model = artifact.materialize(self.workdir)
+        self.explain, self.top_k, self.refuse, self.source = explain, top_k, refuse_outside, source
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from medai.data.dataset import Inputs
+
+        model = self.model
+        if model.input_contract == "files":
+            paths = [Path(p) for p in batch["path"]]
+            inputs = Inputs(model.modality.inputs_from_files(paths, model), [p.name for p in paths], "file")
+        else:
+            inputs = model.modality.inputs_from_frame(batch.reset_index(drop=True), model, self.source)
+        frame = model.frame(inputs, explain=self.explain, top_k=self.top_k, refuse_outside=self.refuse)
+        if model.input_contract == "files":
+            frame.insert(1, "path", list(batch["path"]))
+        return frame
+
+    def __del__(self):  # pragma: no cover - best effort when the actor ends
+        shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
+
+
+@dataclass
+class BatchResult:
+    output: Path
+    rows: int
+    batches: int
+    workers: int
+
+
+def input_dataset(model, path: Path, batch_size: int):
+    """The Ray Data dataset of what to predict: a table's rows, or one row per file of a folder."""
+    ray = require_ray()
+    path = Path(path).resolve()
+    if not path.exists():
+        raise MedAIError(f"INPUT {path} does not exist")
+    if model.input_contract == "files":
+        files = model.modality.input_files(path)
+        if not files:
+            raise MedAIError(f"{path} holds no input files for a {model.modality.name} model")
+        return ray.data.from_items([{"path": str(p)} for p in files], override_num_blocks=max(1, len(files)
+                                                                                             // batch_size))
+    tables = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
+    kinds = {TABLE_SUFFIXES.get(p.suffix.lower()) for p in tables}
+    if not tables or None in kinds or len(kinds) != 1:
+        raise MedAIError(f"batch inference on a cluster reads CSV or Parquet tables (one file or a folder of one "
+                         f"kind), got {path}")
+    names = [str(p) for p in tables]
+    read = ray.data.read_parquet if kinds == {"parquet"} else ray.data.read_csv
+    return read(names, num_cpus=READ_CPUS)
+
+
+def output_format(output: Path) -> str:
+    fmt = OUTPUT_FORMATS.get(Path(output).suffix.lower())
+    if fmt is None:
+        raise MedAIError(f"--output {output}: batch inference writes .parquet or .csv, got {Path(output).suffix!r}")
+    return fmt
+
+
+def predict_batches(model_dir: Path, expected_manifest: dict[str, str] | None, input_path: Path, output: Path, *,
+                    workers: int | None = None, batch_size: int = 4096, explain: bool = False, top_k: int = 3,
+                    refuse_outside: bool = False, max_retries: int = 3, on_batch=None) -> BatchResult:
+    """Predict every record of ``input_path`` on the connected cluster and write them to ``output``."""
+    from medai.road import load_model
+
+    ray = require_ray()
+    fmt = output_format(output)
+    if batch_size < 1:
+        raise MedAIError(f"--batch-size must be at least 1, got {batch_size}")
+    model = load_model(model_dir, expected_manifest)  # checked here first: a bad artifact fails before any work
+    artifact = ShippedArtifact.read(Path(model_dir), expected_manifest)
+    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # predictions come back in input order
+    context.enable_progress_bars = False
+    dataset = input_dataset(model, input_path, batch_size)
+    predictions = dataset.map_batches(
+        Predictor, batch_size=batch_size, batch_format="pandas", concurrency=workers, num_cpus=ACTOR_CPUS,
+        fn_constructor_kwargs={"artifact": artifact, "explain": explain, "top_k": top_k,
+                               "refuse_outside": refuse_outside, "source": str(input_path)},
+        max_restarts=max_retries, max_task_retries=max_retries)
+    rows = batches = 0
+    with _OutputFile(Path(output), fmt) as sink:
+        try:
+            for batch in _batches(predictions, batch_size):
+                sink.write(batch)
+                rows += len(batch)
+                batches += 1
+                if on_batch is not None:
+                    on_batch(rows)
+        except MedAIError:
+            raise
+        except Exception as exc:  # a task that failed after its retries, a worker that kept dying
+            raise MedAIError(f"batch inference failed after {rows} records: {_root_message(exc)}; no output was "
+                             f"written to {output}") from None
+    return BatchResult(Path(output), rows, batches, workers)
+
+
+def _batches(dataset, batch_size: int) -> Iterator[pd.DataFrame]:
+    yield from dataset.iter_batches(batch_format="pandas", batch_size=batch_size, prefetch_batches=2)
+
+
+def _root_message(exc: BaseException) -> str:
+    """The user-facing line of a Ray error (a MedAIError raised on a worker keeps its message)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, MedAIError):
+        return str(cause)
+    text = str(exc).strip().splitlines()
+    for line in reversed(text):
+        if "MedAIError" in line or "IntegrityError" in line or "NotFoundError" in line:
+            return line.split(": ", 1)[-1]
+    return (text[-1] if text else type(exc).__name__)[:500]
+
+
+class _OutputFile:
+    """Predictions appended batch by batch to a temporary file, renamed to ``path`` only when complete."""
+
+    def __init__(self, path: Path, fmt: str):
+        self.path, self.fmt = path, fmt
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
+        os.close(fd)
+        self.tmp = Path(name)
+        self.writer: Any = None
+        self.schema = None
+        self.handle = None
+
+    def write(self, batch: pd.DataFrame) -> None:
+        if self.fmt == "csv":
+            if self.handle is None:
+                self.handle = open(self.tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                batch.to_csv(self.handle, index=False)
+            else:
+                batch.to_csv(self.handle, index=False, header=False)
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(batch, preserve_index=False)
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        elif table.schema != self.schema:
+            table = table.cast(self.schema)
+        self.writer.write_table(table)
+
+    def __enter__(self) -> _OutputFile:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for closable in (self.handle, self.writer):
+            if closable is not None:
+                closable.close()
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        if self.handle is None and self.writer is None:  # nothing to predict: an empty table
+            self.tmp.unlink(missing_ok=True)
+            raise MedAIError("INPUT holds no records to predict; no output written")
+        with open(self.tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.tmp, self.path)
