@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cv", action="store_true", help="also 5x2 CV of LightGBM over A+B")
     parser.add_argument("--out", default="benchmarks/results/ehr.json")
+    parser.add_argument("--stream", action="store_true", help="measure the service's risk update per batch")
+    parser.add_argument("--scale", type=int, default=0, help="replicate set A to this many stays: load, features, "
+                        "train LightGBM; peak memory and time")
     args = parser.parse_args()
     os.environ.setdefault("MEDAI_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -71,9 +74,12 @@ def main() -> None:
 
     results, probabilities = {}, {}
     for name in args.learners.split(","):
-        learner = modality.make_learner(name, target, options, task, dataset)
+        base, _, variant = name.partition(":")
+        learner = modality.make_learner(base, target, options, task, dataset)
         if hasattr(learner, "threads"):
             learner.set_params(threads=args.threads)
+        if variant == "48h-only":  # no training on windows cut at 12/24/36 h
+            learner.set_params(augment_hours="")
         t0, c0 = time.time(), time.process_time()
         learner = modality.fit(learner, X["train"], y[parts["train"]], X["val"], y[parts["val"]])
         fit_s, cpu_s = time.time() - t0, time.process_time() - c0
@@ -111,11 +117,93 @@ def main() -> None:
                                                "auprc_sd": float(folds[:, 1].std(ddof=1))}
         print(f"CV: {results['lightgbm 5x2 CV over A+B']}", flush=True)
 
+    if args.stream:
+        results["stream latency"] = stream_latency(dataset, parts, modality, target, task, options)
+        print(f"stream: {results['stream latency']}", flush=True)
+    if args.scale:
+        results["scale"] = scale(args.scale)
+        print(f"scale: {results['scale']}", flush=True)
     markdown = render(results, args)
     print(markdown)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2, default=float))
     print("README updated" if update_readme("ehr", markdown) else "README has no results:ehr markers")
+
+
+def stream_latency(dataset, parts, modality, target, task, options) -> dict:
+    """p50/p95 of POST /v1/streams/{id}/observations (hourly batches of set-B stays, LightGBM model) in-process."""
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from medai.road.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MEDAI_HOME"] = tmp
+        from medai.registry import Registry
+        from medai.serving.app import Settings, create_app
+
+        fast = options.__class__(seed=0, show_progress=False, cv="none", n_boot=50)
+        result = train(task, dataset, Path(tmp) / "m", fast, modality)
+        Registry().register(result.out, name="p12")
+        app = create_app(Settings(rate_limit=1_000_000))
+        timings = []
+        with TestClient(app) as http:
+            _, key = app.state.medai.keys.create("bench", "clinician")
+            auth = {"Authorization": f"Bearer {key}"}
+            frame = dataset.X.take(parts["test"][:20]).to_frame()
+            for stay, rows in frame.groupby("stay_id"):
+                for h in range(1, 49):
+                    batch = rows[(rows.time > h - 1) & (rows.time <= h)] if h > 1 else rows[rows.time <= 1]
+                    if batch.empty:
+                        continue
+                    body = {"batch_id": f"{stay}-{h}", "model": "p12", "hour": float(h), "observations": [
+                        {"time": float(r.time), "variable": r.variable, "value": float(r.value)}
+                        for r in batch.itertuples()]}
+                    t0 = time.perf_counter()
+                    response = http.post(f"/v1/streams/s{stay}/observations", json=body, headers=auth)
+                    timings.append(time.perf_counter() - t0)
+                    assert response.status_code == 200, response.text
+    ms = np.array(timings) * 1000
+    return {"batches": len(ms), "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def scale(n: int) -> dict:
+    """Set A replicated to ``n`` stays (ids remapped) as one long Parquet table, read back lazily, summarised and
+    used to train the LightGBM baseline: wall time of each step and the peak resident memory of this process."""
+    import resource
+    import tempfile
+
+    import polars as pl
+
+    from medai.modalities.longitudinal.learners import SummaryBoosting
+    from medai.modalities.longitudinal.reading import read_challenge, read_long_table
+
+    root = Path(os.environ["MEDAI_DATA_DIR"]) / "ehr" / "physionet2012"
+    base = read_challenge(root / "set-a.tar.gz").stays.to_frame()
+    copies = int(np.ceil(n / 4000))
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        frame = pl.from_pandas(base)
+        tables = [frame.with_columns(stay_id=pl.lit(f"r{k}-") + pl.col("stay_id")) for k in range(copies)]
+        path = Path(tmp) / "events.parquet"
+        pl.concat(tables).write_parquet(path)
+        del tables, frame
+        out["rows"] = int(len(base) * copies)
+        out["write_s"] = round(time.time() - t0, 1)
+        t0 = time.time()
+        read = read_long_table(path, window_hours=48.0)
+        out["read_s"] = round(time.time() - t0, 1)
+        stays = read.stays.take(np.arange(min(n, len(read.stays))))
+        out["stays"] = len(stays)
+        rng = np.random.default_rng(0)
+        y = (rng.random(len(stays)) < 0.14).astype(int)  # the outcome is not the point here: memory and time are
+        t0 = time.time()
+        SummaryBoosting(n_estimators=200, augment_hours="").fit(stays, y)
+        out["train_s"] = round(time.time() - t0, 1)
+    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2)
+    return out
 
 
 def render(results: dict, args) -> str:
@@ -138,6 +226,16 @@ def render(results: dict, args) -> str:
     for name, au, pr, e1, protocol in PUBLISHED:
         lines.append(f"| {name} | {au if au else '-'} | {pr if pr else '-'} | {e1 if e1 else '-'} | - | - | - | "
                      f"{protocol} |")
+    stream = results.get("stream latency")
+    if stream:
+        lines += ["", f"Service streams: risk update per hourly batch p50 {stream['p50_ms']:.1f} ms, p95 "
+                  f"{stream['p95_ms']:.1f} ms over {stream['batches']} batches (in-process, SQLite; "
+                  "target p50 < 50 ms)."]
+    big = results.get("scale")
+    if big:
+        lines += ["", f"Scale: set A replicated to {big['stays']:,} stays ({big['rows']:,} observations) read from "
+                  f"Parquet in {big['read_s']} s, LightGBM (200 trees) trained in {big['train_s']} s, peak memory "
+                  f"{big['peak_rss_gb']} GB (target <= 8 GB)."]
     return "\n".join(lines)
 
 

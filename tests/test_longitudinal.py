@@ -246,3 +246,21 @@ def test_bad_input_gets_a_clear_message(cohort, tmp_path, capsys):
         archive.addfile(info, io.BytesIO(data))
     with pytest.raises(MedAIError, match="header"):
         read_stays(tmp_path / "bad.tar.gz")
+
+
+def test_mimic_iv_demo_icu_stays_with_patient_level_splits():
+    require_data("ehr/mimic-iv-clinical-database-demo-2.2/hosp/labevents.csv.gz")
+    from medai.data.splits import train_val_test_split
+    from medai.modalities import get_modality
+    from medai.road.options import TrainOptions
+    from medai.tasks import get_task
+
+    task = get_task("mimic4demo-icu-mortality")
+    dataset = get_modality("longitudinal").load_task_data(task, TrainOptions())
+    assert len(dataset) == 140 and dataset.group_column == "subject_id" and len(set(dataset.groups)) == 100
+    assert all("(" in v for v in dataset.X.variables)  # lab label with its fluid: urine pH is not blood pH
+    assert dataset.X.horizon.max() == 24.0 and dataset.X.time.max() <= 24.0
+    split = train_val_test_split(dataset.y.astype(int).to_numpy(), dataset.groups, val_size=0.2, test_size=0.3,
+                                 seed=0, stratify=True)
+    sides = [set(dataset.groups[part]) for part in (split.train, split.val, split.test)]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])  # no patient on two sides

@@ -32,13 +32,15 @@ class SummaryBoosting(BaseEstimator):
     ``task``: ``binary``/``multiclass`` (``y`` = class index) or ``regression``. ``augment_hours``: every
     training stay is also seen cut at these hours (comma-separated; empty for none), with its outcome, so the
     model has learned to score a stay from partial data (early warning); the features carry the hours seen.
+    Those cut copies weigh ``augment_weight`` each, the whole window 1.
     """
 
     watches_validation = True
 
     def __init__(self, task: str = "binary", n_estimators: int = 2000, learning_rate: float = 0.02,
                  num_leaves: int = 15, min_child_samples: int = 20, colsample_bytree: float = 0.5,
-                 recent_hours: float = 12.0, augment_hours: str = "12,24,36", seed: int = 0):
+                 recent_hours: float = 12.0, augment_hours: str = "12,24,36", augment_weight: float = 0.5,
+                 seed: int = 0):
         self.task = task
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -47,6 +49,7 @@ class SummaryBoosting(BaseEstimator):
         self.colsample_bytree = colsample_bytree
         self.recent_hours = recent_hours
         self.augment_hours = augment_hours
+        self.augment_weight = augment_weight
         self.seed = seed
 
     def _estimator(self, n_estimators: int):
@@ -74,20 +77,22 @@ class SummaryBoosting(BaseEstimator):
         self.feature_names_ = feature_names(self.variables_)
         y = np.asarray(y)
         F = summarise(stays, float(self.recent_hours))
+        weight = np.ones(len(y))
         cuts = [float(h) for h in str(self.augment_hours or "").split(",") if h.strip()]
         if cuts:
             F = np.concatenate([F, *(summarise(stays.until(h), float(self.recent_hours)) for h in cuts)])
+            weight = np.concatenate([weight, np.full(len(y) * len(cuts), float(self.augment_weight))])
             y = np.concatenate([y] * (len(cuts) + 1))
         rounds = int(self.n_estimators)
         if stays_val is not None and y_val is not None and len(stays_val) and len(np.unique(y_val)) > 1:
             import lightgbm
 
             probe = self._estimator(rounds)
-            probe.fit(F, y, eval_X=(self.features(stays_val),), eval_y=(np.asarray(y_val),),
+            probe.fit(F, y, sample_weight=weight, eval_X=(self.features(stays_val),), eval_y=(np.asarray(y_val),),
                       callbacks=[lightgbm.early_stopping(100, verbose=False)])
             rounds = max(50, int(probe.best_iteration_ or rounds))
         self.best_iteration_ = rounds
-        estimator = self._estimator(rounds).fit(F, y)
+        estimator = self._estimator(rounds).fit(F, y, sample_weight=weight)
         self.booster_ = estimator.booster_
         if self.task != "regression":
             self.classes_ = np.asarray(estimator.classes_)

@@ -43,6 +43,36 @@ register_task(Task(
     options={"threshold": "se-ppv", "window_hours": 48.0}))
 
 
+MIMIC = "ehr/mimic-iv-clinical-database-demo-2.2/"
+MIMIC_FILES = tuple(DataFile(MIMIC + name, sha256=sha) for name, sha in (
+    ("icu/icustays.csv.gz", "e05e81aa52a3022e522b6832a898101a69b84e64c17bb344d819e458d5bc21b3"),
+    ("hosp/admissions.csv.gz", "910b9f160ffdf1e08ea673585393f347c773ccc87d66875c627584a903ae8493"),
+    ("hosp/d_labitems.csv.gz", "72ea5f020469fd24543bd98ab3bd0a4f645a5a4b7802d9d52af20d736f9d76db"),
+    ("hosp/labevents.csv.gz", "d51a4cf1ea63245abe7d544b0d50a928e9ee2ec5eb9a5ce85500aed0bd6c6dfc")))
+
+
+def _mimic_root(spec: DatasetSpec):
+    for item in spec.files:
+        spec.path(item.relative_path)  # verified
+    return spec.path(spec.files[0].relative_path).parents[1]
+
+
+register_dataset(DatasetSpec(
+    name="mimic-iv-demo", description="MIMIC-IV Clinical Database Demo 2.2: 100 patients, 140 ICU stays (hosp + icu "
+    "modules; no chartevents in this copy)", modality="longitudinal",
+    license="Open Data Commons Open Database License v1.0 (ODbL)",
+    citation="Johnson A, Bulgarelli L, Pollard T, Horng S, Celi LA, Mark R. MIMIC-IV Clinical Database Demo (v2.2). "
+    "PhysioNet 2023. doi:10.13026/dp1f-ex47", loader=_mimic_root, files=MIMIC_FILES))
+
+register_task(Task(
+    name="mimic4demo-icu-mortality", modality="longitudinal", kind="binary", dataset="mimic-iv-demo",
+    target="hospital_expire_flag", positive_label="1",
+    description="In-hospital death from the lab results of the first 24 h of an ICU stay (MIMIC-IV demo)",
+    split=SplitProtocol(kind="stratified", val_size=0.2, test_size=0.3), default_learner="auto",
+    intended_use="Demonstration of MIMIC-IV reading; 140 stays cannot validate or rank models.",
+    options={"window_hours": 24.0}))
+
+
 def load_task_data(modality, task, options):
     from sklearn.model_selection import train_test_split
 
@@ -50,6 +80,8 @@ def load_task_data(modality, task, options):
     from medai.modalities.longitudinal.reading import ReadStays, read_challenge, read_labels
     from medai.modalities.longitudinal.stays import concat
 
+    if task.dataset == "mimic-iv-demo":
+        return _mimic_task(modality, task)
     if task.dataset != "physionet2012":
         raise MedAIError(f"task {task.name!r}: no loader for dataset {task.dataset!r}")
     from medai.data.registry import get_dataset
@@ -92,3 +124,15 @@ def _subgroups(stays) -> pd.DataFrame:
                                           4: "surgical"}).fillna("unknown")
     sex = pd.Series(last("Gender")).map({0: "female", 1: "male"}).fillna("unknown")
     return pd.DataFrame({"icu_type": icu, "sex": sex, "age": last("Age")})  # the road bands ages
+
+
+def _mimic_task(modality, task):
+    from medai.data.registry import get_dataset
+    from medai.modalities.longitudinal.mimic import icu_stays
+
+    spec = get_dataset(task.dataset)
+    read, table = icu_stays(spec.load(), float(task.options["window_hours"]))
+    y = table[task.target].reindex(pd.Index(read.stays.ids)).reset_index(drop=True)
+    return modality.dataset(read, y, task.target, table, source="MIMIC-IV demo 2.2 (ICU stays)",
+                            labels="admissions.hospital_expire_flag", group_column="subject_id",
+                            license=spec.license, citation=spec.citation)
