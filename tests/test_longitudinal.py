@@ -166,6 +166,7 @@ def test_generic_long_table_trains_evaluates_predicts_and_explains(cohort, tmp_p
     meta = json.loads((tmp_path / "m/model.json").read_text())
     assert meta["modality"] == "longitudinal" and meta["input_schema"]["variables"] == sorted(VARIABLES)
     assert "Early warning" in (tmp_path / "m/report.html").read_text()
+    assert (tmp_path / "m/plots/risk_timeline.png").is_file()
 
     code, stdout, err = run(["evaluate", tmp_path / "m", "--data", events, "--labels", labels, "--json"], capsys)
     assert code == 0, err
