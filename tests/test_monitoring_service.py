@@ -192,3 +192,24 @@ def test_new_alerts_are_posted_to_the_webhook(svc):
         assert any(a["subject"] == "features:mean texture" for a in alerts)
     finally:
         server.shutdown()
+
+
+def test_batch_jobs_are_monitored_too(wdbc_artifact, wdbc_rows, tmp_path):  # noqa: F811
+    import pandas as pd
+    from test_service_support import Service
+
+    from medai.client import Client
+    from medai.serving.app import Settings
+
+    http, app = start_service(Settings(job_poll_s=0.05, rate_limit=100_000, monitor_flush_s=0.05),
+                              register=wdbc_artifact)
+    with http:
+        _record, key = app.state.medai.keys.create("c", "clinician")
+        svc = Service(app, http, {"clinician": key})
+        pd.DataFrame(wdbc_rows).to_csv(tmp_path / "batch.csv", index=False)
+        client = Client(key=key, http=http)
+        info = client.submit_job("wdbc", tmp_path / "batch.csv")
+        assert client.wait_job(info["id"], timeout=60)["status"] == "done"
+        svc.state.recorder.flush()
+        counts = svc.state.monitor_store.counts("wdbc", 1)
+        assert counts["served"] == len(wdbc_rows)

@@ -113,7 +113,7 @@ class FakeFileModel:
             self._read(path)
         return list(paths)
 
-    def frame(self, inputs, explain: bool = False, refuse_outside: bool = False):
+    def frame(self, inputs, explain: bool = False, refuse_outside: bool = False, observe=None):
         import pandas as pd
 
         return pd.DataFrame({inputs.id_name: inputs.ids, "probability": [0.3] * len(inputs.ids),

@@ -169,11 +169,13 @@ class Model:
             item["index"] = i
         return items
 
-    def frame(self, inputs: Inputs, explain: bool = False, top_k: int = 3, refuse_outside: bool = False
-              ) -> pd.DataFrame:
+    def frame(self, inputs: Inputs, explain: bool = False, top_k: int = 3, refuse_outside: bool = False,
+              observe: Observer | None = None) -> pd.DataFrame:
         """Predictions as a table (one row per record): ``medai predict`` and batch jobs write it as CSV."""
         extras = self.extras(inputs.X, refuse=refuse_outside)
         s = self.scores(inputs.X)
+        if observe is not None:
+            observe(inputs.X, None, s, self.items(s, inputs.X))
         out = pd.DataFrame(index=range(len(inputs)))
         if inputs.ids is not None:
             out[inputs.id_name] = list(inputs.ids)

@@ -48,7 +48,8 @@ async def fhir_predict(
     fhir.check_risk_model(loaded, record.name)
     bundle = fhir.parse_bundle(payload)
     row, patient_ref, basis, notes = fhir.bundle_to_record(bundle, mapping, loaded.input_fields)
-    prediction = (await call_model(state, record_predictions, loaded, [row], False))[0]
+    observe = state.observer(record, loaded)
+    prediction = (await call_model(state, record_predictions, loaded, [row], False, 5, False, observe))[0]
     resource = fhir.risk_assessment(
         record.name,
         record.version,

@@ -189,12 +189,15 @@ def run_job(state, row, folder: Path) -> bytes:
     if row.kind == "csv":
         budget.check()
         inputs = model.modality.read_inputs(folder / "input.csv", model, labelled=False)
-        return frame_to_csv(model.frame(inputs, explain=bool(row.explain)))
+        ids = None if inputs.ids is None else [str(i) for i in inputs.ids]  # the table's id column: outcomes join it
+        if ids is not None and any(not i.strip() or i == "nan" for i in ids):
+            ids = None
+        return frame_to_csv(model.frame(inputs, explain=bool(row.explain), observe=state.observer(record, model, ids)))
     paths = sorted((folder / "input").iterdir())
     parts = []
     for start in range(0, len(paths), FILE_CHUNK):
         budget.check()
         chunk = paths[start : start + FILE_CHUNK]
         inputs = Inputs(model.modality.inputs_from_files(chunk, model), [p.name for p in chunk], "item")
-        parts.append(model.frame(inputs, explain=False))
+        parts.append(model.frame(inputs, explain=False, observe=state.observer(record, model)))
     return frame_to_csv(pd.concat(parts, ignore_index=True))
