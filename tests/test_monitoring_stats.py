@@ -141,3 +141,27 @@ def test_settings_are_checked_and_record_ids_are_keyed():
     assert len(key) == 64 and "MRN" not in key
     assert key == record_key(b"k" * 32, "m", " MRN-1 ") != record_key(b"k" * 32, "other", "MRN-1")
     assert key != record_key(b"j" * 32, "m", "MRN-1")
+
+
+class _ArrayModality:
+    """Images as arrays, a learner with no representation of its own (the imaging modality's case)."""
+
+    def embed(self, learner, X):
+        return None
+
+
+def test_reference_for_multiclass_and_multilabel_image_models():
+    from medai.monitoring.reference import build_reference
+    from medai.tasks.kinds import TargetSpec
+
+    rng = np.random.default_rng(3)
+    images = rng.random((60, 1, 16, 16)).astype(np.float32)
+    multi = TargetSpec(kind="multiclass", column="y", classes=["a", "b", "c"])
+    scores = rng.dirichlet([1, 1, 1], size=60)
+    ref = build_reference(_ArrayModality(), object(), images, images[:40], scores[:40], multi)
+    assert ref["features"] == [] and ref["predictions"][0]["type"] == "categorical"
+    assert ref["embedding"]["dims"] == 64  # pooled 8x8 intensities, projected to 16
+    assert len(ref["embedding"]["sample"]) == 40 and len(ref["embedding"]["sample"][0]) == 16
+    labels = TargetSpec(kind="multilabel", column="y", classes=["x", "z"])
+    ref = build_reference(_ArrayModality(), object(), images, images[:40], rng.random((40, 2)), labels)
+    assert [p["name"] for p in ref["predictions"]] == ["p(x)", "p(z)"]
