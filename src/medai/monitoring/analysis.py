@@ -309,11 +309,24 @@ def analyse(store, name: str, version: int, model, *, settings: MonitorSettings 
     for window in performance:
         alerts += performance_alerts(name, version, model, window, settings)
     new = store.add_alerts(alerts)
-    return {"model": name, "version": version, "kind": model.kind, "settings": settings.to_json(),
+    return finite({"model": name, "version": version, "kind": model.kind, "settings": settings.to_json(),
             "reference": _reference_summary(reference), "counts": store.counts(name, version),
             "validated": validated(model), "drift": drift, "performance": performance,
             "status": _status(drift, performance, alerts), "new_alerts": new,
-            "alerts": store.alerts(name, version)}
+            "alerts": store.alerts(name, version)})
+
+
+def finite(value: Any) -> Any:
+    """A JSON-able copy: numpy scalars to Python, NaN and infinities to ``None`` (JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _reference_summary(reference: dict[str, Any] | None) -> dict[str, Any] | None:
