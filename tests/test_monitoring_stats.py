@@ -165,3 +165,20 @@ def test_reference_for_multiclass_and_multilabel_image_models():
     labels = TargetSpec(kind="multilabel", column="y", classes=["x", "z"])
     ref = build_reference(_ArrayModality(), object(), images, images[:40], rng.random((40, 2)), labels)
     assert [p["name"] for p in ref["predictions"]] == ["p(x)", "p(z)"]
+
+
+def test_the_recorder_summarises_a_second_of_requests_in_one_pass():
+    from medai.monitoring.recorder import Observation, combine, merge_summaries
+
+    a = Observation("m", 1, None, None, [{"x": 1}], np.array([0.1]), [{}], None)
+    b = Observation("m", 1, None, None, [{"x": 2}, {"x": 3}], np.array([0.2, 0.3]), [{}, {}], ["i", "j"])
+    (merged,) = combine([a, b])
+    assert merged.records == [{"x": 1}, {"x": 2}, {"x": 3}] and merged.record_ids == [None, "i", "j"]
+    assert merged.scores.tolist() == [0.1, 0.2, 0.3] and len(merged.items) == 3
+    images = [Observation("m", 1, None, np.zeros((n, 1, 4, 4)), None, np.zeros(n), [{}] * n, None) for n in (1, 2)]
+    assert combine(images)[0].X.shape == (3, 1, 4, 4)
+    odd = [images[0], Observation("m", 1, None, np.zeros((1, 1, 5, 5)), None, np.zeros(1), [{}], None)]
+    assert combine(odd) == odd  # shapes differ: summarised one by one
+    total = merge_summaries({"features": {"x": {"c": {"1": 2}, "m": 1}}, "predictions": {}},
+                            {"features": {"x": {"c": {"1": 1, "3": 4}, "m": 0}}, "predictions": {}})
+    assert total["features"]["x"] == {"c": {"1": 3, "3": 4}, "m": 1}

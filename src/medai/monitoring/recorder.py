@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from medai.monitoring.reference import feature_frame, prediction_frame, project, representation, summarize_columns
 
@@ -74,6 +75,32 @@ def summarize(obs: Observation, keys: list[str | None]) -> tuple[dict[str, Any],
     rows = [{"record_key": keys[i], "score": _score(scores[i]), "answer": _answer(item), "embedding": embeddings[i]}
             for i, item in enumerate(obs.items)]
     return summary, rows
+
+
+def combine(group: list[Observation]) -> list[Observation]:
+    """The observations of one model version as one, when their inputs concatenate (JSON records, tables, arrays
+    of the same shape), so a second of single-record requests is summarised in one pass; else unchanged."""
+    if len(group) < 2:
+        return group
+    first = group[0]
+    records = X = None
+    try:
+        if all(o.X is None and o.records is not None for o in group):
+            records = [r for o in group for r in o.records]
+        elif all(isinstance(o.X, pd.DataFrame) for o in group):
+            X = pd.concat([o.X for o in group], ignore_index=True)
+        elif all(isinstance(o.X, np.ndarray) for o in group) and len({o.X.shape[1:] for o in group}) == 1:
+            X = np.concatenate([o.X for o in group])
+        else:
+            return group
+        scores = np.concatenate([np.asarray(o.scores) for o in group])
+    except ValueError:
+        return group
+    ids = None
+    if any(o.record_ids is not None for o in group):
+        ids = [rid for o in group for rid in (o.record_ids or [None] * len(o.items))]
+    return [Observation(first.name, first.version, first.model, X, records, scores,
+                        [item for o in group for item in o.items], ids)]
 
 
 def merge_summaries(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -209,9 +236,9 @@ class Recorder:
             try:
                 summary: dict[str, Any] = {"features": {}, "predictions": {}}
                 rows: list[dict[str, Any]] = []
-                for obs in group:
+                for obs in combine(group):  # one vectorised pass over the requests of this flush where possible
                     keys = ([None] * len(obs.items) if obs.record_ids is None
-                            else [self.store.key(name, rid) for rid in obs.record_ids])
+                            else [None if rid is None else self.store.key(name, rid) for rid in obs.record_ids])
                     part, part_rows = summarize(obs, keys)
                     summary = merge_summaries(summary, part)
                     rows += part_rows
