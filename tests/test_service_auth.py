@@ -37,15 +37,17 @@ EXPECTED = {
     ("GET", "/v1/models/{name}/monitoring"): "models:read",
     ("PUT", "/v1/admin/models/{name}/monitoring"): "admin",
     ("GET", "/metrics"): "models:read",  # Prometheus, behind a key
+    ("POST", "/v1/streams/{stream_id}/observations"): "predict",  # the longitudinal modality's router
+    ("GET", "/v1/streams/{stream_id}"): "predict",
 }
 PUBLIC = {("GET", "/health")}
 
 
 def _all_routes(app):
-    """The API's routes (the web page's routes at / have their own contract: tests/test_web_http.py)."""
+    """The API's routes and /metrics (the web page's routes at / have their own contract: tests/test_web_http.py)."""
     out = []
     for path, methods, _route in iter_routes(app):
-        if not (path.startswith("/v1/") or path == "/health"):
+        if not (path.startswith("/v1/") or path in ("/health", "/metrics")):
             continue
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
             out.append((method, path))
