@@ -21,6 +21,7 @@ EXPECTED = {
     ("POST", "/v1/models/{name}/predict"): "predict",
     ("POST", "/v1/models/{name}/versions/{version}/predict"): "predict",
     ("POST", "/v1/jobs"): "jobs",
+    ("GET", "/v1/jobs"): "jobs",
     ("GET", "/v1/jobs/{job_id}"): "jobs",
     ("GET", "/v1/jobs/{job_id}/result"): "jobs",
     ("POST", "/v1/fhir/RiskAssessment/$predict"): "predict",
