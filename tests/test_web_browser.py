@@ -21,7 +21,8 @@ import pytest
 from test_service_support import imaging_artifact, wdbc_artifact, wdbc_rows  # noqa: F401
 from web_support import ROLES
 
-pytestmark = pytest.mark.slow
+# the module's server (two models trained, `medai serve` started) is set up within the first test's time limit
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -122,7 +123,7 @@ class Watched:
 @pytest.fixture
 def page(browser, live):
     context = browser.new_context(viewport={"width": 1180, "height": 900}, base_url=live.url)
-    context.set_default_timeout(120_000)  # a first model load can take long on a loaded 2-core machine
+    context.set_default_timeout(240_000)  # a first model load can take minutes on a loaded 2-core machine
     watched = Watched(context, live.url)
     yield watched.page
     context.close()
@@ -237,8 +238,9 @@ def test_predict_by_upload_image_and_dicom(page, live, tmp_path):
         files=[{"name": "chest.png", "mimeType": "image/png", "buffer": _png_bytes()}])
     assert page.get_by_text("Chosen: chest.png").is_visible()
     page.get_by_role("button", name="Predict").click()
+    page.wait_for_selector("section.result, #form-errors")
+    assert page.locator("#form-errors").count() == 0, page.locator("#form-errors").inner_text()
     result = page.get_by_role("region", name="Result for chest.png")
-    result.wait_for()
     overlay = result.get_by_role("img", name="Explanation overlay (Grad-CAM)")
     assert overlay.is_visible() and overlay.evaluate("img => img.naturalWidth") > 0
     axe_check(page)
@@ -287,7 +289,7 @@ def test_run_a_job_and_download_its_result(page, live, wdbc_rows):
     page.get_by_role("link", name="Jobs").click()
     page.wait_for_url("**/jobs")
     axe_check(page)
-    page.get_by_label("Model").select_option("wdbc")
+    page.get_by_label("Model", exact=True).select_option("wdbc")
     csv = pd.DataFrame(wdbc_rows).to_csv(index=False).encode()
     page.get_by_label("CSV or zip file").set_input_files(
         files=[{"name": "batch.csv", "mimeType": "text/csv", "buffer": csv}])
