@@ -26,6 +26,8 @@ EXPECTED = {
     ("GET", "/v1/jobs/{job_id}/result"): "jobs",
     ("POST", "/v1/fhir/RiskAssessment/$predict"): "predict",
     ("POST", "/v1/deid"): "predict",  # the text modality's router
+    ("POST", "/v1/streams/{stream_id}/observations"): "predict",  # the longitudinal modality's router
+    ("GET", "/v1/streams/{stream_id}"): "predict",
     ("POST", "/v1/admin/models"): "admin",
     ("PUT", "/v1/admin/models/{name}/versions/{version}/stage"): "admin",
     ("PUT", "/v1/admin/models/{name}/loinc-mapping"): "admin",
@@ -46,7 +48,7 @@ def _all_routes(app):
     """The API's routes (the web page's routes at / have their own contract: tests/test_web_http.py)."""
     out = []
     for path, methods, _route in iter_routes(app):
-        if not (path.startswith("/v1/") or path == "/health"):
+        if not (path.startswith("/v1/") or path in ("/health", "/metrics")):
             continue
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
             out.append((method, path))

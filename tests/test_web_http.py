@@ -12,6 +12,7 @@ from test_service_support import wdbc_artifact  # noqa: F401
 from web_support import ROLES, WebApp, csrf_of, make_keys, start_web
 
 from medai.serving.app import Settings, iter_routes
+from medai.web.security import is_page_path
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def web(wdbc_artifact):
 def _page_routes(app) -> list[tuple[str, str]]:
     out = []
     for path, methods, _route in iter_routes(app):
-        if path.startswith("/v1/") or path in ("/health",) or not methods:
+        if not is_page_path(path) or not methods:
             continue
         for method in sorted(methods - {"HEAD"}):
             out.append((method, path))
