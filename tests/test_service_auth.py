@@ -21,10 +21,13 @@ EXPECTED = {
     ("POST", "/v1/models/{name}/predict"): "predict",
     ("POST", "/v1/models/{name}/versions/{version}/predict"): "predict",
     ("POST", "/v1/jobs"): "jobs",
+    ("GET", "/v1/jobs"): "jobs",
     ("GET", "/v1/jobs/{job_id}"): "jobs",
     ("GET", "/v1/jobs/{job_id}/result"): "jobs",
     ("POST", "/v1/fhir/RiskAssessment/$predict"): "predict",
     ("POST", "/v1/deid"): "predict",  # the text modality's router
+    ("POST", "/v1/streams/{stream_id}/observations"): "predict",  # the longitudinal modality's router
+    ("GET", "/v1/streams/{stream_id}"): "predict",
     ("POST", "/v1/admin/models"): "admin",
     ("PUT", "/v1/admin/models/{name}/versions/{version}/stage"): "admin",
     ("PUT", "/v1/admin/models/{name}/loinc-mapping"): "admin",

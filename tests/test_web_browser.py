@@ -6,6 +6,7 @@ request. Screenshots go to ``MEDAI_WEB_SCREENSHOTS`` when set (the README's pict
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -20,7 +21,8 @@ import pytest
 from test_service_support import imaging_artifact, wdbc_artifact, wdbc_rows  # noqa: F401
 from web_support import ROLES
 
-pytestmark = pytest.mark.slow
+# the module's server (two models trained, `medai serve` started) is set up within the first test's time limit
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -75,7 +77,7 @@ def live(tmp_path_factory, wdbc_artifact, imaging_artifact):
     url = f"http://127.0.0.1:{port}"
     import httpx
 
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a loaded 2-core machine can take minutes to import everything
     while True:
         try:
             if httpx.get(url + "/health", timeout=2).status_code == 200:
@@ -121,6 +123,7 @@ class Watched:
 @pytest.fixture
 def page(browser, live):
     context = browser.new_context(viewport={"width": 1180, "height": 900}, base_url=live.url)
+    context.set_default_timeout(240_000)  # a first model load can take minutes on a loaded 2-core machine
     watched = Watched(context, live.url)
     yield watched.page
     context.close()
@@ -189,3 +192,164 @@ def test_wrong_key_message_is_on_the_page(page, live):
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text().startswith("Not signed in")
     axe_check(page)
+
+
+def test_predict_from_the_form_with_explanation(page, live, wdbc_rows):
+    sign_in(page, live, "clinician")
+    page.goto("/models/wdbc/predict")
+    axe_check(page)
+    for name, value in wdbc_rows[0].items():
+        page.get_by_label(name, exact=True).fill(repr(value))
+    page.get_by_role("button", name="Predict").click()
+    result = page.get_by_role("region", name="Result")
+    result.wait_for()
+    assert result.get_by_text("Probability of malignant").is_visible()
+    assert result.get_by_text("Conformal prediction set").is_visible()
+    assert result.get_by_role("table", name="What pushed this prediction").locator("svg rect").count() == 5
+    axe_check(page)
+    shot(page, live, "predict-tabular")
+    # a value out of range and a word where a number goes: clear messages beside the fields
+    page.get_by_label("mean radius", exact=True).fill("twelve")
+    page.get_by_label("mean texture", exact=True).fill("-3")
+    page.get_by_role("button", name="Predict").click()
+    assert page.get_by_role("alert").first.inner_text().startswith("Some values need correcting")
+    assert page.get_by_text("mean radius: enter a number").is_visible()
+    assert page.get_by_text("mean texture: -3 is not a possible value").is_visible()
+    assert page.get_by_label("mean radius", exact=True).get_attribute("aria-invalid") == "true"
+    axe_check(page)
+
+
+def _png_bytes() -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray((np.tri(28) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_predict_by_upload_image_and_dicom(page, live, tmp_path):
+    from conftest import require_data
+
+    sign_in(page, live, "clinician")
+    page.goto("/models/xray/predict")
+    axe_check(page)
+    page.get_by_label("Drop a file here, or choose one").set_input_files(
+        files=[{"name": "chest.png", "mimeType": "image/png", "buffer": _png_bytes()}])
+    assert page.get_by_text("Chosen: chest.png").is_visible()
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_selector("section.result, #form-errors")
+    assert page.locator("#form-errors").count() == 0, page.locator("#form-errors").inner_text()
+    result = page.get_by_role("region", name="Result for chest.png")
+    overlay = result.get_by_role("img", name="Explanation overlay (Grad-CAM)")
+    assert overlay.is_visible() and overlay.evaluate("img => img.naturalWidth") > 0
+    axe_check(page)
+    shot(page, live, "predict-image")
+    page.get_by_label("Drop a file here, or choose one").set_input_files(require_data("imaging/dicom/CT_small.dcm"))
+    page.get_by_role("button", name="Predict").click()
+    page.get_by_role("region", name="Result for CT_small.dcm").wait_for()
+    # a wrong file type: the service's message on the page
+    page.get_by_label("Drop a file here, or choose one").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}])
+    page.get_by_role("button", name="Predict").click()
+    assert "unsupported file type" in page.get_by_role("alert").first.inner_text()
+    # 100 MB: refused in the page before it is sent, with the limit named
+    big = tmp_path / "big.dcm"
+    with big.open("wb") as handle:
+        handle.truncate(100 * 1024 * 1024)
+    page.get_by_label("Drop a file here, or choose one").set_input_files(big)
+    page.get_by_role("button", name="Predict").click()
+    alert = page.locator("[data-upload-error]")
+    alert.wait_for()
+    assert "too large" in alert.inner_text() and "the limit is 32 MB" in alert.inner_text()
+    # and sent anyway (a script-less client): a page that says so, and the server stays up
+    import httpx
+
+    with big.open("rb") as handle:
+        r = httpx.post(live.url + "/models/xray/predict", files={"file": ("big.dcm", handle, "application/dicom")},
+                       timeout=60)
+    assert r.status_code == 413 and "too large" in r.text
+    assert httpx.get(live.url + "/health").status_code == 200
+
+
+def test_viewer_is_refused_predict_in_the_browser(page, live):
+    sign_in(page, live, "viewer")
+    page.goto("/models/wdbc")
+    assert page.get_by_role("link", name="Predict with this model").count() == 0
+    response = page.goto("/models/wdbc/predict")
+    assert response.status == 403
+    assert "does not allow" in page.get_by_role("alert").inner_text()
+    axe_check(page)
+
+
+def test_run_a_job_and_download_its_result(page, live, wdbc_rows):
+    import pandas as pd
+
+    sign_in(page, live, "clinician")
+    page.get_by_role("link", name="Jobs").click()
+    page.wait_for_url("**/jobs")
+    axe_check(page)
+    page.get_by_label("Model", exact=True).select_option("wdbc")
+    csv = pd.DataFrame(wdbc_rows).to_csv(index=False).encode()
+    page.get_by_label("CSV or zip file").set_input_files(
+        files=[{"name": "batch.csv", "mimeType": "text/csv", "buffer": csv}])
+    page.get_by_role("button", name="Start the job").click()
+    page.wait_for_url("**/jobs/*")
+    link = page.get_by_role("link", name="Download the results (CSV)")
+    link.wait_for(state="visible")  # the page polls the job until it is done
+    assert page.locator("[data-job-state]").inner_text() == "done"
+    axe_check(page)
+    shot(page, live, "job")
+    with page.expect_download() as download_info:
+        link.click()
+    path = download_info.value.path()
+    text = Path(path).read_text()
+    assert text.count("\n") == len(wdbc_rows) + 1 and "probability" in text.splitlines()[0]
+
+
+def test_admin_keys_and_verify_the_audit_chain(page, live):
+    sign_in(page, live, "admin")
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_label("Who or what uses it").fill("Ward 5 tablet")
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_role("button", name="Create the key").click()
+    new_key = page.locator("#new-key").inner_text()
+    assert new_key.startswith("medai_")
+    axe_check(page)
+    page.goto("/admin/keys")
+    assert new_key not in page.content()  # shown once
+    shot(page, live, "keys")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke the key of Ward 5 tablet").click()
+    assert page.get_by_role("status").inner_text().startswith("The key was revoked")
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_role("button", name="Verify chain").click()
+    assert page.get_by_role("status").inner_text().startswith("The chain is intact")
+    page.get_by_label("Action").fill("web_sign_in")
+    page.get_by_role("button", name="Filter").click()
+    actions = page.locator("tbody tr td:nth-child(5)").all_inner_texts()
+    assert actions and set(actions) == {"web_sign_in"}
+    page.get_by_label("Action").fill("")
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("button", name="Verify chain").click()
+    axe_check(page)
+    shot(page, live, "audit")
+
+
+def test_signed_out_and_csrf_less_requests_are_refused(browser, live):
+    context = browser.new_context(base_url=live.url)
+    try:
+        page = context.new_page()
+        for path in ("/models", "/models/wdbc/predict", "/jobs", "/admin/audit"):
+            page.goto(path)
+            assert "/sign-in?next=" in page.url, path
+        r = page.request.post("/models/wdbc/predict", form={"f0": "1"}, max_redirects=0)
+        assert r.status == 401
+        sign_in(page, live, "clinician")
+        r = page.request.post("/models/wdbc/predict", form={"f0": "1"}, max_redirects=0)
+        assert r.status == 403 and "security token" in r.text()
+        page.get_by_role("button", name="Sign out").click()
+        r = page.request.get("/jobs", max_redirects=0)
+        assert r.status == 303
+    finally:
+        context.close()

@@ -162,6 +162,16 @@ class JobStore:
         row = self._row(job_id)
         return job_json(row, result_kept=row.status != "done" or (self.folder(job_id) / "result.csv").is_file())
 
+    def list(self, key_id: str | None, limit: int = 100) -> list[dict[str, Any]]:  # noqa: A003
+        """The newest jobs first: those of ``key_id``, or everyone's when it is None (admins)."""
+        query = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit)
+        if key_id is not None:
+            query = query.where(JobRow.key_id == key_id)
+        with self._sessions() as session:
+            rows = session.scalars(query).all()
+        return [job_json(r, result_kept=r.status != "done" or (self.folder(r.id) / "result.csv").is_file())
+                for r in rows]
+
     def owner(self, job_id: str) -> str | None:
         return self._row(job_id).key_id
 

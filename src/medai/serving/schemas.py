@@ -146,6 +146,10 @@ class JobInfo(BaseModel):
     result_url: str | None = None
 
 
+class JobList(BaseModel):
+    jobs: list[JobInfo]
+
+
 class RegisterRequest(BaseModel):
     artifact_dir: str = Field(description="a model artifact directory readable by the server")
     name: str | None = None

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 from starlette.requests import Request
 from starlette.types import Message
@@ -101,7 +102,10 @@ async def call_api(
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        # the caller never goes away mid-answer: a streaming response that listens for a disconnect waits
+        # here (and is cancelled once it has sent everything), instead of being told the client left
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
 
     status, out_headers, chunks = 500, {}, []
 

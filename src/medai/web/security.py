@@ -30,9 +30,12 @@ _HEADERS = {
 }
 
 
+API_PATHS = ("/health", "/metrics")  # the API's own routes outside /v1
+
+
 def is_page_path(path: str) -> bool:
-    """Whether ``path`` belongs to the web page (everything but the API and the health check)."""
-    return not (path == "/v1" or path.startswith("/v1/") or path == "/health")
+    """Whether ``path`` belongs to the web page (everything but the API, its health check and metrics)."""
+    return not (path == "/v1" or path.startswith("/v1/") or path in API_PATHS)
 
 
 class SecurityHeadersMiddleware:

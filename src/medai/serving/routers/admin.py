@@ -3,7 +3,9 @@ the audit log."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import deque
+from datetime import UTC, datetime
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -101,17 +103,46 @@ def revoke_key(key_id: str, request: Request) -> dict:
 
 @router.get("/audit", response_model=AuditPage, summary="Read the audit log")
 async def read_audit(
-    request: Request, since: datetime | None = None, limit: int = Query(1000, ge=1, le=10_000)
+    request: Request,
+    since: datetime | None = None,
+    until: datetime | None = Query(None, description="rows before this time"),
+    limit: int = Query(1000, ge=1, le=10_000),
+    key_id: str | None = Query(None, max_length=32, description="only this key's rows"),
+    action: str | None = Query(None, max_length=64, description="only this action (e.g. predict, web_sign_in)"),
+    outcome: str | None = Query(None, max_length=32, description="ok, denied, or error (any error:NNN)"),
+    model: str | None = Query(None, max_length=200),
+    order: Literal["oldest", "newest"] = Query("oldest", description="oldest rows first, or the newest first"),
 ) -> dict:
     state = request.app.state.medai
     await run_in_threadpool(state.audit_sink.flush, 10)
+    end = until.astimezone(UTC) if until is not None and until.tzinfo else (
+        until.replace(tzinfo=UTC) if until is not None else None)
+
+    def wanted(row: dict) -> bool:
+        if key_id and row.get("key_id") != key_id:
+            return False
+        if action and row.get("action") != action:
+            return False
+        if outcome and not (row.get("outcome") == outcome or (outcome == "error"
+                                                              and str(row.get("outcome")).startswith("error"))):
+            return False
+        if model and row.get("model") != model:
+            return False
+        return not (end is not None and datetime.fromisoformat(row["ts"]) >= end)
 
     def rows() -> list[dict]:
+        if order == "newest":  # the whole log is read once; only the last `limit` matches are kept
+            kept: deque[dict] = deque(maxlen=limit)
+            for row in state.audit.export(since=since):
+                if wanted(row):
+                    kept.append(row)
+            return list(reversed(kept))
         out = []
         for row in state.audit.export(since=since):
-            out.append(row)
-            if len(out) >= limit:
-                break
+            if wanted(row):
+                out.append(row)
+                if len(out) >= limit:
+                    break
         return out
 
     return {"records": await run_in_threadpool(rows)}

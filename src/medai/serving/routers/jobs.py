@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +18,7 @@ from medai.modalities import RECORDS
 from medai.serving.jobs import FILE_CHUNK, frame_to_csv
 from medai.serving.routers.common import UnsupportedMediaType, sha256_bytes, store_upload, store_zip
 from medai.serving.routers.predict import load, resolve
-from medai.serving.schemas import JobInfo
+from medai.serving.schemas import JobInfo, JobList
 from medai.serving.security import audit_box, principal, require
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require("jobs"))])
@@ -147,6 +147,12 @@ async def submit_job(request: Request) -> JSONResponse:
     if state.worker is not None:
         state.worker.wake()
     return JSONResponse(info, status_code=202)
+
+
+@router.get("/jobs", response_model=JobList, summary="The newest jobs of this key (an admin's: everyone's)")
+def list_jobs(request: Request, limit: int = Query(50, ge=1, le=500)) -> dict:
+    key = principal(request)
+    return {"jobs": request.app.state.medai.jobs.list(None if key.role == "admin" else key.key_id, limit)}
 
 
 def _own(request: Request, job_id: str) -> None:
