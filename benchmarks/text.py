@@ -188,7 +188,7 @@ def part_ncbi(seed: int, root: Path, learners: list[str], epochs: int | None, li
 
 TFIDF_FEATURES = {"word 1-2 + char 2-5, sublinear tf": (2, 5, True), "word 1, sublinear tf": (1, 0, True),
                   "word 1-2, raw tf": (2, 0, False)}
-TFIDF_C = (0.3, 1.0, 3.0, 10.0)
+TFIDF_C = (0.3, 1.0, 3.0)
 MINILM_C = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
@@ -308,22 +308,30 @@ def part_classify(seed: int, learners: list[str], out_dir: Path, n_folds: int = 
     Z = minilm_vectors() if "minilm" in learners else None
     with_peer = "tfidf" in learners and not (store / f"{slug(peer)}.json").exists()  # the peer of the baseline
     for name in [*learners, *([peer] if with_peer else [])]:
-        P, chosen, start = np.zeros((n_folds, len(texts), n_classes)), [], time.perf_counter()
-        for k, (train, test) in enumerate(folds[:n_folds]):
-            P[k, test], choice = runners[name](train, test)
+        # saved after every fold; a rerun resumes after the folds already done
+        meta, done = store / f"{slug(name)}.json", store / f"{slug(name)}.npy"
+        previous = json.loads(meta.read_text()) if meta.exists() else {"chosen": [], "minutes": 0.0}
+        P = np.load(done)[:n_folds] if done.exists() else np.zeros((0, len(texts), n_classes))
+        chosen, minutes = previous["chosen"][:len(P)], previous["minutes"]
+        for k, (train, test) in list(enumerate(folds[:n_folds]))[len(P):]:
+            start = time.perf_counter()
+            fold = np.zeros((1, len(texts), n_classes))
+            fold[0, test], choice = runners[name](train, test)
+            P, minutes = np.concatenate([P, fold]), minutes + (time.perf_counter() - start) / 60
             chosen.append(choice)
-            print(name, k, choice, round(macro(test, P[k, test]), 4), flush=True)
-        np.save(store / f"{slug(name)}.npy", P)
-        (store / f"{slug(name)}.json").write_text(json.dumps(
-            {"name": name, "chosen": chosen, "minutes": round((time.perf_counter() - start) / 60, 1)}))
+            print(name, k, choice, round(macro(test, fold[0, test]), 4), flush=True)
+            np.save(done, P)
+            meta.write_text(json.dumps({"name": name, "chosen": chosen, "minutes": round(minutes, 1)}))
     out, probas = {}, {}
     for path in sorted(store.glob("*.json")):
         entry = json.loads(path.read_text())
-        out[entry["name"]], probas[entry["name"]] = entry, np.load(path.with_suffix(".npy"))
+        if np.load(path.with_suffix(".npy")).shape[0]:
+            out[entry["name"]], probas[entry["name"]] = entry, np.load(path.with_suffix(".npy"))
     for members in (("tfidf", "minilm"), ("tfidf", "minilm", "rnn")):
-        if all(m in probas for m in members) and len({len(probas[m]) for m in members}) == 1:
+        if all(m in probas for m in members):  # on the folds every member has done
             name = "ensemble: mean of " + " + ".join(members) + " probabilities"
-            probas[name] = np.mean([probas[m] for m in members], axis=0)
+            common = min(len(probas[m]) for m in members)
+            probas[name] = np.mean([probas[m][:common] for m in members], axis=0)
             out[name] = {"name": name, "chosen": "each member's own", "minutes": 0.0}
     for name, entry in out.items():
         scores = [macro(test, probas[name][k, test]) for k, (_, test) in enumerate(folds[:len(probas[name])])]
