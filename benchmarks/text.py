@@ -235,10 +235,12 @@ def inner_choice(train, y, seed: int, candidates: dict, score) -> tuple[str, dic
     return max(means, key=means.get), means
 
 
-def part_classify(seed: int, learners: list[str], out_dir: Path, n_folds: int = 10) -> dict:
+def part_classify(seed: int, learners: list[str], out_dir: Path, n_folds: int = 10,
+                  offset: int = 0) -> dict:
     """5x2 repeated stratified CV; each learner's settings chosen inside every training half by inner 3-fold CV
     (the test half never seen); out-of-fold probabilities kept so that the ensembles need no refit. ``n_folds``
-    < 10 runs the learners on the first folds only (the table says how many)."""
+    < 10 runs the learners on the first folds only, ``offset`` > 0 from that fold on (so that parallel runs
+    share the folds; the table says how many folds each learner has done)."""
     import pandas as pd
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -306,14 +308,16 @@ def part_classify(seed: int, learners: list[str], out_dir: Path, n_folds: int = 
         sys.exit(f"unknown classification learners {unknown}; known: {', '.join(runners)}")
     shared_counts = FoldTfidf(texts) if "tfidf" in learners else None
     Z = minilm_vectors() if "minilm" in learners else None
-    with_peer = "tfidf" in learners and not (store / f"{slug(peer)}.json").exists()  # the peer of the baseline
+    # the peer of the baseline, run once
+    with_peer = "tfidf" in learners and not offset and not (store / f"{slug(peer)}.json").exists()
     for name in [*learners, *([peer] if with_peer else [])]:
         # saved after every fold; a rerun resumes after the folds already done
-        meta, done = store / f"{slug(name)}.json", store / f"{slug(name)}.npy"
+        stem = slug(name) + (f"-from{offset}" if offset else "")
+        meta, done = store / f"{stem}.json", store / f"{stem}.npy"
         previous = json.loads(meta.read_text()) if meta.exists() else {"chosen": [], "minutes": 0.0}
-        P = np.load(done)[:n_folds] if done.exists() else np.zeros((0, len(texts), n_classes))
+        P = np.load(done)[:n_folds - offset] if done.exists() else np.zeros((0, len(texts), n_classes))
         chosen, minutes = previous["chosen"][:len(P)], previous["minutes"]
-        for k, (train, test) in list(enumerate(folds[:n_folds]))[len(P):]:
+        for k, (train, test) in list(enumerate(folds[:n_folds]))[offset + len(P):]:
             start = time.perf_counter()
             fold = np.zeros((1, len(texts), n_classes))
             fold[0, test], choice = runners[name](train, test)
@@ -321,21 +325,28 @@ def part_classify(seed: int, learners: list[str], out_dir: Path, n_folds: int = 
             chosen.append(choice)
             print(name, k, choice, round(macro(test, fold[0, test]), 4), flush=True)
             np.save(done, P)
-            meta.write_text(json.dumps({"name": name, "chosen": chosen, "minutes": round(minutes, 1)}))
-    out, probas = {}, {}
+            meta.write_text(json.dumps({"name": name, "chosen": chosen, "minutes": round(minutes, 1),
+                                        "offset": offset}))
+    out, probas = {}, {}  # name -> {fold id: out-of-fold probabilities}, merged over the runs' files
     for path in sorted(store.glob("*.json")):
-        entry = json.loads(path.read_text())
-        if np.load(path.with_suffix(".npy")).shape[0]:
-            out[entry["name"]], probas[entry["name"]] = entry, np.load(path.with_suffix(".npy"))
+        entry, P = json.loads(path.read_text()), np.load(path.with_suffix(".npy"))
+        merged = out.setdefault(entry["name"], {"name": entry["name"], "chosen": [], "minutes": 0.0})
+        merged["chosen"] += entry["chosen"]
+        merged["minutes"] = round(merged["minutes"] + entry["minutes"], 1)
+        probas.setdefault(entry["name"], {}).update({entry.get("offset", 0) + k: P[k] for k in range(len(P))})
     for members in (("tfidf", "minilm"), ("tfidf", "minilm", "rnn")):
-        if all(m in probas for m in members):  # on the folds every member has done
+        if all(probas.get(m) for m in members):  # on the folds every member has done
             name = "ensemble: mean of " + " + ".join(members) + " probabilities"
-            common = min(len(probas[m]) for m in members)
-            probas[name] = np.mean([probas[m][:common] for m in members], axis=0)
+            common = set.intersection(*(set(probas[m]) for m in members))
+            probas[name] = {k: np.mean([probas[m][k] for m in members], axis=0) for k in common}
             out[name] = {"name": name, "chosen": "each member's own", "minutes": 0.0}
-    for name, entry in out.items():
-        scores = [macro(test, probas[name][k, test]) for k, (_, test) in enumerate(folds[:len(probas[name])])]
-        entry.update({"folds": len(scores), "macro_f1": [round(s, 4) for s in scores],
+    for name, entry in list(out.items()):
+        if not probas.get(name):
+            del out[name]
+            continue
+        ids = sorted(probas[name])
+        scores = [macro(folds[k][1], probas[name][k][folds[k][1]]) for k in ids]
+        entry.update({"folds": len(scores), "fold_ids": ids, "macro_f1": [round(s, 4) for s in scores],
                       "mean": round(float(np.mean(scores)), 4),
                       "sd": round(float(np.std(scores, ddof=1)), 4) if len(scores) > 1 else None})
         print(name, entry["mean"], entry["sd"], flush=True)
@@ -388,7 +399,7 @@ def tables(results: dict) -> str:
                   "Target: best macro-F1 >= 0.60.", "", "| learner | macro-F1 (mean ± sd, 10 folds) | minutes |",
                   "|---|---|---|"]
         lines += [f"| {name} | {r['mean']:.3f} ± {r['sd'] or 0:.3f}"
-                  f"{'' if r.get('folds', 10) == 10 else ' (first ' + str(r['folds']) + ' folds only)'} | "
+                  f"{'' if r.get('folds', 10) == 10 else ' (' + str(r['folds']) + ' of the 10 folds)'} | "
                   f"{r['minutes']} |" for name, r in results["classify"].items()]
         lines.append("")
     if "onnx" in results:
@@ -409,11 +420,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the network entity learners")
     parser.add_argument("--folds", type=int, default=10,
                         help="classify: run the learners on the first FOLDS of the 10 (CPU-starved runs)")
+    parser.add_argument("--fold-offset", type=int, default=0,
+                        help="classify: start at this fold (parallel runs into the same --out)")
     parser.add_argument("--skip-linking", action="store_true", help="ncbi: leave out the concept-linking scores")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     ner = args.ner_learners.split(",")
+    learners = [x for x in args.learners.split(",") if x]  # none: only the table from the results kept
     with tempfile.TemporaryDirectory() as tmp:
         for part in [p for p in args.parts.split(",") if p]:
             if part not in PARTS:
@@ -421,7 +435,8 @@ def main() -> None:
             result = {"deid": lambda: part_deid(args.seed),
                       "meddocan": lambda: part_meddocan(args.seed, Path(tmp), ner, args.epochs),
                       "ncbi": lambda: part_ncbi(args.seed, Path(tmp), ner, args.epochs, not args.skip_linking),
-                      "classify": lambda: part_classify(args.seed, args.learners.split(","), args.out, args.folds),
+                      "classify": lambda: part_classify(args.seed, learners, args.out, args.folds,
+                                                        args.fold_offset),
                       "onnx": lambda: part_onnx(args.seed)}[part]()
             (args.out / f"{part}.json").write_text(json.dumps(result, indent=2))
     results = {p: json.loads((args.out / f"{p}.json").read_text()) for p in PARTS if (args.out / f"{p}.json").exists()}
