@@ -396,7 +396,7 @@ def tables(results: dict) -> str:
         lines.append("")
     if "classify" in results:
         lines += ["Medical Abstracts (2,888 abstracts, 5 classes), 5x2 repeated stratified CV on the public split. "
-                  "Target: best macro-F1 >= 0.60.", "", "| learner | macro-F1 (mean ± sd, 10 folds) | minutes |",
+                  "Target: best macro-F1 >= 0.60.", "", "| learner | macro-F1 (mean ± sd over its folds) | minutes |",
                   "|---|---|---|"]
         lines += [f"| {name} | {r['mean']:.3f} ± {r['sd'] or 0:.3f}"
                   f"{'' if r.get('folds', 10) == 10 else ' (' + str(r['folds']) + ' of the 10 folds)'} | "
