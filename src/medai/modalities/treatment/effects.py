@@ -90,9 +90,16 @@ class EffectLearner(BaseEstimator):
         self.seed = seed
 
     # -- fitting -------------------------------------------------------------------------------------------
+    def _tuned(self, arm: int):
+        """An unfitted copy of the arm's outcome model with its tuned settings (bootstrap refits reuse them)."""
+        fitted = getattr(self, "outcome_models_", None)
+        if fitted is None:
+            return base_regressor(self.bases_[arm], self.seed)
+        return clone(getattr(fitted[arm], "best_estimator_", fitted[arm]))
+
     def _cate_estimator(self, name: str, bases: list[str]):
-        arm_models = [base_regressor(b, self.seed) for b in bases]
-        regression = base_regressor(bases[0], self.seed)
+        arm_models = [self._tuned(a) for a in range(len(bases))]
+        regression = self._tuned(0)
         if name == "t":
             from econml.metalearners import TLearner
 
@@ -134,11 +141,13 @@ class EffectLearner(BaseEstimator):
         self.propensity_ = _propensity_model().fit(Z, arms)
         propensity = self._propensity(Z)
         self.overlap_ = overlap_summary(propensity, arms)
-        if self.overlap_["share_inside"] < MIN_OVERLAP:
-            raise MedAIError(f"no overlap between the arms: only {self.overlap_['share_inside']:.1%} of the training "
-                             "records could have received every arm (propensity >= "
-                             f"{OVERLAP_BOUND}); the features predict the treatment almost perfectly, so its "
-                             "effect cannot be separated from them")
+        separable = self.propensity_.score(Z, arms) == 1.0
+        if separable or self.overlap_["share_inside"] < MIN_OVERLAP:
+            raise MedAIError("no overlap between the arms: the features "
+                             f"{'separate the arms perfectly' if separable else 'predict the arm almost perfectly'} "
+                             f"({self.overlap_['share_inside']:.1%} of the training records have a propensity of at "
+                             f"least {OVERLAP_BOUND} for every arm), so the effect of the treatment cannot be "
+                             "separated from the features")
         self.balance_ = standardized_differences(Z, arms, propensity, self.feature_names_)
         self.selection_scores_ = {}
         self.bases_ = []
