@@ -141,7 +141,9 @@ class EffectLearner(BaseEstimator):
         self.propensity_ = _propensity_model().fit(Z, arms)
         propensity = self._propensity(Z)
         self.overlap_ = overlap_summary(propensity, arms)
-        separable = self.propensity_.score(Z, arms) == 1.0
+        with warnings.catch_warnings():  # an almost unpenalised fit finds a perfect separation if there is one
+            warnings.simplefilter("ignore")
+            separable = LogisticRegression(C=1e4, max_iter=5000).fit(Z, arms).score(Z, arms) == 1.0
         if separable or self.overlap_["share_inside"] < MIN_OVERLAP:
             raise MedAIError("no overlap between the arms: the features "
                              f"{'separate the arms perfectly' if separable else 'predict the arm almost perfectly'} "
