@@ -9,6 +9,7 @@ from medai.evaluation.kinds.multiclass import MulticlassEvaluator
 from medai.evaluation.kinds.multilabel import MultilabelEvaluator
 from medai.evaluation.kinds.regression import RegressionEvaluator
 from medai.evaluation.kinds.survival import SurvivalEvaluator
+from medai.evaluation.kinds.treatment_effect import TreatmentEffectEvaluator
 
 _EVALUATORS: dict[str, KindEvaluator] = {}
 
@@ -28,7 +29,7 @@ def evaluator_for(kind: str) -> KindEvaluator:
 
 
 for _evaluator in (BinaryEvaluator(), MulticlassEvaluator(), MultilabelEvaluator(), RegressionEvaluator(),
-                   SurvivalEvaluator()):
+                   SurvivalEvaluator(), TreatmentEffectEvaluator()):
     register_evaluator(_evaluator)
 
 __all__ = ["KindEvaluator", "evaluator_for", "register_evaluator"]

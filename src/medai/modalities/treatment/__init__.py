@@ -8,6 +8,8 @@ is the target, which spans columns with roles. The modality claims a table only 
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,16 @@ def roles_from_options(extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     raise MedAIError("the treatment modality needs --time/--event (survival) or --treatment/--outcome")
 
 
+@contextmanager
+def _deep_recursion(limit: int = 20000):
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def target_columns(kind: str, fields: dict[str, Any]) -> list[str]:
     roles = ("time", "event") if kind == "survival" else ("treatment", "outcome", "true_effect")
     return [fields[r] for r in roles if fields.get(r)]
@@ -101,6 +113,8 @@ class TreatmentModality(Modality):
         CliOption("--reference-arm", "Treatment effect: the arm effects are measured against (default: the first)."),
         CliOption("--lower-is-better", "Treatment effect: a lower outcome is better (e.g. an event).",
                   is_flag=True, default=False),
+        CliOption("--outcome-model", "Treatment effect: the outcome model of the meta-learners: ridge, poly, kernel, "
+                                     "gbm or auto (chosen per arm by cross-validation)."),
         CliOption("--drop", "Columns that are not features (other outcomes, counterfactuals), comma-separated.",
                   multiple=True),
     )
@@ -196,7 +210,8 @@ class TreatmentModality(Modality):
         if target.kind == "treatment-effect":
             from medai.modalities.treatment.effects import EffectLearner
 
-            return EffectLearner(learner=name or "auto", n_arms=len(target.classes), seed=options.seed)
+            return EffectLearner(learner=name or "auto", base=options.extra.get("outcome_model") or "auto",
+                                 n_arms=len(target.classes), seed=options.seed)
         raise MedAIError(f"the treatment modality learns survival and treatment-effect targets, not {target.kind}; "
                          "give --time/--event or --treatment/--outcome")
 
@@ -204,6 +219,14 @@ class TreatmentModality(Modality):
         params = {k: v for k, v in learner.get_params().items()}
         training = {"auto_selection": learner.selection_scores_} if learner.selection_scores_ else {}
         return {"name": learner.chosen_learner_, "hyperparameters": params, "training": training}
+
+    def save_learner(self, learner) -> dict[str, bytes]:
+        with _deep_recursion():  # skops walks forests' trees recursively
+            return super().save_learner(learner)
+
+    def load_learner(self, directory: Path, meta: dict[str, Any]):
+        with _deep_recursion():
+            return super().load_learner(directory, meta)
 
     def trusted_modules(self) -> tuple[str, ...]:
         return ("medai.modalities.treatment.", "sksurv.", "econml.", "lightgbm.")
@@ -234,6 +257,11 @@ class TreatmentModality(Modality):
         extras = reporting.report_extras(model, X_test, y_test)
         extras["limitations"] = [*LIMITATIONS[model.kind], *extras.get("limitations", [])]
         return extras
+
+    def register_cli(self, app) -> None:
+        from medai.modalities.treatment.cli import register
+
+        register(app)
 
 
 register_modality(TreatmentModality())

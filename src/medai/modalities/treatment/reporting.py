@@ -58,7 +58,8 @@ def survival_extras(model, X_test) -> dict[str, Any]:
         metrics["auto_selection"] = learner.selection_scores_
         tables.append({"title": "Learner chosen by inner 3-fold cross-validated Harrell C-index (training records)",
                        "note": "",
-                       "header": ["learner", "C-index"], "rows": [[k, v] for k, v in learner.selection_scores_.items()]})
+                       "header": ["learner", "C-index"],
+                       "rows": [[k, v] for k, v in learner.selection_scores_.items()]})
     summary = learner.cox_summary_
     if summary:
         metrics["cox"] = summary

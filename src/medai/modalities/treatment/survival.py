@@ -9,7 +9,9 @@ survival curves at any times.
 - ``coxnet``: elastic-net penalised Cox, its penalty chosen by inner 3-fold cross-validated C-index;
 - ``rsf``: random survival forest; ``gbs``: gradient-boosted Cox-loss trees;
 - ``ensemble``: the average survival curve of cox, rsf and gbs (risk = minus the restricted mean survival);
-- ``auto``: the one of these with the best inner 3-fold cross-validated Harrell C-index.
+- ``select``: the one of cox, rsf, gbs and ensemble with the best inner 3-fold cross-validated Harrell C-index;
+- ``auto``: the ensemble (as good as the best member or better on WHAS500, GBSG2 and veterans, without the cost
+  of inner cross-validation; see ``benchmarks/treatment.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from medai.errors import MedAIError
 from medai.evaluation.kinds.survival import harrell
 
-SURVIVAL_LEARNERS = ("cox", "coxnet", "rsf", "gbs", "ensemble")
+SURVIVAL_LEARNERS = ("cox", "coxnet", "rsf", "gbs", "ensemble", "select")
 ENSEMBLE_MEMBERS = ("cox", "rsf", "gbs")
 
 
@@ -129,8 +131,8 @@ class SurvivalLearner(BaseEstimator):
         self.feature_names_ = [str(n) for n in self.prep_.get_feature_names_out()]
         self.times_ = np.unique(y[y[:, 1] == 1, 0])
         self.selection_scores_ = {}
-        chosen = self.learner
-        if chosen == "auto":
+        chosen = "ensemble" if self.learner == "auto" else self.learner
+        if chosen == "select":
             self.selection_scores_ = self._select(Z, y)
             chosen = max(self.selection_scores_, key=self.selection_scores_.get)
         elif chosen not in SURVIVAL_LEARNERS:
