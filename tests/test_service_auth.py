@@ -40,8 +40,6 @@ EXPECTED = {
     ("GET", "/v1/models/{name}/monitoring"): "models:read",
     ("PUT", "/v1/admin/models/{name}/monitoring"): "admin",
     ("GET", "/metrics"): "models:read",  # Prometheus, behind a key
-    ("POST", "/v1/streams/{stream_id}/observations"): "predict",  # the longitudinal modality's router
-    ("GET", "/v1/streams/{stream_id}"): "predict",
 }
 PUBLIC = {("GET", "/health")}
 
