@@ -197,6 +197,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--skip-cnn", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated parts: splice,expression")
+    parser.add_argument("--models", default="", help="comma-separated splice models (default: all)")
+    parser.add_argument("--merge", nargs="*", default=[], help="results files of other runs to add to the table")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     path = Path(args.results)
@@ -213,7 +215,13 @@ def main() -> None:
         models = ["peer k-mer SVM", "peer RF(500) one-hot", "MedAI k-mer SVM"]
         if not args.skip_cnn:
             models += ["MedAI CNN", "MedAI SVM+CNN"]
+        if args.models:
+            models = [m.strip() for m in args.models.split(",")]
         run_splice(models, results, save, args.cnn_folds, args.epochs)
+    for other in args.merge:
+        for key, value in json.loads(Path(other).read_text()).items():
+            results.setdefault(key, value)
+    save()
     markdown = table(results)
     print(markdown)
     if update_readme("genomics", markdown):

@@ -185,3 +185,17 @@ def test_the_cnn_trains_with_reverse_complements_and_explains_by_gradients(files
     _bad(capsys, ["train", "--data", files / "splice.csv", "--target", "Class", "--learner", "cnn",
                   "--reverse-complement", "--alphabet", "protein", "--out", tmp_path / "p"],
          "--reverse-complement applies to DNA sequences", tmp_path / "p")
+
+
+def test_the_svm_and_cnn_ensemble_round_trip(tmp_path, capsys):
+    pytest.importorskip("torch")
+    splice(300, seed=5).to_csv(tmp_path / "s.csv", index=False)
+    code, stdout, err = run(["train", "--data", tmp_path / "s.csv", "--target", "Class", "--learner", "ensemble",
+                             "--epochs", "2", "--k", "2", "--cv", "none", "--conformal", "none", "--out",
+                             tmp_path / "e", "--json", "--no-register"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["learner"].startswith("mean of linear SVM (Platt-calibrated)") and "1-D CNN" in metrics["learner"]
+    code, stdout, err = run(["predict", tmp_path / "e", "--sequence", DONOR, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)[0]["label"] in ("EI", "IE", "N")
