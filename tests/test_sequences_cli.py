@@ -135,20 +135,22 @@ def test_the_service_predicts_sequence_records(model):
 
 
 def test_a_fasta_with_header_labels_and_leave_one_out_sized_data(files, tmp_path, capsys):
-    small = splice(100, seed=3)
+    small = splice(60, seed=3)
     small["y"] = np.where(small["Class"] == "N", "no", "site")
     (tmp_path / "small.fa").write_text("".join(f">r{i} label={y}\n{s}\n" for i, (s, y) in
                                                enumerate(zip(small["Sequence"], small["y"], strict=True))))
-    code, stdout, err = run(["train", "--data", tmp_path / "small.fa", "--positive-label", "site", "--k", "1-2",
-                             "--cv", "loo", "--out", tmp_path / "m", "--json", "--no-register"], capsys)
+    code, stdout, err = run(["train", "--data", tmp_path / "small.fa", "--positive-label", "site", "--k", "2",
+                             "--learner", "logistic", "--cv", "loo", "--out", tmp_path / "m", "--json",
+                             "--no-register"], capsys)
     assert code == 0, err
     metrics = json.loads(stdout)
     assert metrics["kind"] == "binary" and metrics["cv"]["accuracy"]["mean"] > 0.6
-    assert metrics["cv"]["auroc"]["n_folds"] == 100 and metrics["cv"]["auroc"]["pooled"] is True
+    assert metrics["cv"]["auroc"]["n_folds"] == 60 and metrics["cv"]["auroc"]["pooled"] is True
     assert "leave-one-out cross-validation on all records" in metrics["split"]["protocol"]
     assert json.loads((tmp_path / "m/metrics.json").read_text())["cv"]["accuracy"] == metrics["cv"]["accuracy"]
     code, stdout, err = run(["train", "--data", tmp_path / "small.fa", "--positive-label", "site", "--k", "2",
-                             "--cv", "5x2", "--out", tmp_path / "m2", "--json", "--no-register"], capsys)
+                             "--learner", "logistic", "--cv", "5x2", "--out", tmp_path / "m2", "--json",
+                             "--no-register"], capsys)
     assert code == 0 and json.loads(stdout)["cv"]["accuracy"]["n_folds"] == 10, err
 
 
@@ -185,3 +187,17 @@ def test_the_cnn_trains_with_reverse_complements_and_explains_by_gradients(files
     _bad(capsys, ["train", "--data", files / "splice.csv", "--target", "Class", "--learner", "cnn",
                   "--reverse-complement", "--alphabet", "protein", "--out", tmp_path / "p"],
          "--reverse-complement applies to DNA sequences", tmp_path / "p")
+
+
+def test_the_svm_and_cnn_ensemble_round_trip(tmp_path, capsys):
+    pytest.importorskip("torch")
+    splice(300, seed=5).to_csv(tmp_path / "s.csv", index=False)
+    code, stdout, err = run(["train", "--data", tmp_path / "s.csv", "--target", "Class", "--learner", "ensemble",
+                             "--epochs", "2", "--k", "2", "--cv", "none", "--conformal", "none", "--out",
+                             tmp_path / "e", "--json", "--no-register"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["learner"].startswith("mean of linear SVM (Platt-calibrated)") and "1-D CNN" in metrics["learner"]
+    code, stdout, err = run(["predict", tmp_path / "e", "--sequence", DONOR, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)[0]["label"] in ("EI", "IE", "N")

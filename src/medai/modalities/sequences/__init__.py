@@ -22,9 +22,10 @@ from medai.errors import MedAIError
 from medai.modalities import RECORDS, CliOption, Modality, register_modality
 
 KMER_LEARNERS = ("svm", "logistic", "gbm")
-LEARNERS = (*KMER_LEARNERS, "cnn", "auto")
+LEARNERS = (*KMER_LEARNERS, "cnn", "ensemble", "auto")
 ALIASES = {"kmer-svm": "svm", "linear-svm": "svm", "lr": "logistic", "logreg": "logistic", "lightgbm": "gbm",
-           "boosting": "gbm", "conv": "cnn", "1d-cnn": "cnn"}
+           "boosting": "gbm", "conv": "cnn", "1d-cnn": "cnn",
+           "svm+cnn": "ensemble"}
 _TRAIN, _READ = ("train",), ("train", "predict", "evaluate", "explain")
 
 
@@ -159,6 +160,11 @@ class SequencesModality(Modality):
             raise MedAIError(f"sequence models classify (binary or multiclass targets); {target.column!r} is "
                              f"{target.kind}")
         extra, settings = options.extra, dataset.options
+        if name == "ensemble":
+            from medai.modalities.sequences.ensemble import SequenceEnsemble
+
+            return SequenceEnsemble(kmer=self.make_learner("svm", target, options, task, dataset),
+                                    cnn=self.make_learner("cnn", target, options, task, dataset))
         if name == "cnn":
             from medai.modalities.sequences.cnn import SequenceCNN
 
@@ -192,7 +198,11 @@ class SequencesModality(Modality):
         params = {k: (v if isinstance(v, int | float | str | bool | type(None)) else str(v))
                   for k, v in learner.get_params().items()}
         training = {}
-        if hasattr(learner, "k_"):
+        member = getattr(learner, "kmer_member", learner)
+        if hasattr(learner, "kmer_member"):
+            training = {"k": int(member.k_), "features": member.features_, "C": float(member.C_),
+                        "cnn_best_epoch": int(learner.cnn_.best_epoch_)}
+        elif hasattr(learner, "k_"):
             training = {"k": int(learner.k_), "features": learner.features_, "C": float(learner.C_),
                         "inner_cv": learner.search_}
         elif hasattr(learner, "best_epoch_"):
@@ -206,6 +216,10 @@ class SequencesModality(Modality):
 
     def load_learner(self, directory: Path, meta: dict[str, Any]):
         from medai.modalities.sequences.cnn import CONFIG, WEIGHTS
+        from medai.modalities.sequences.ensemble import MARKER, SequenceEnsemble
+
+        if (directory / MARKER).is_file():
+            return SequenceEnsemble.from_files(directory, self.trusted_modules())
 
         if (directory / WEIGHTS).is_file():
             from medai.modalities.sequences.cnn import SequenceCNN

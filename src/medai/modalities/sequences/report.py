@@ -35,6 +35,7 @@ def saliency_of(model, sequence: str, output: int) -> dict[str, Any]:
 
 
 def _kmer_contributions(learner, sequence: str, output: int, top: int) -> list[dict[str, Any]]:
+    learner = getattr(learner, "kmer_member", learner)
     if not hasattr(learner, "weights") or learner.model == "gbm":
         return []
     weights, _ = learner.weights()
@@ -116,7 +117,7 @@ def report_extras(model, X_test, y_test) -> dict[str, Any]:
     alphabet = model_alphabet(model)
     classes = list(model.target.classes)
     plots, tables, metrics = {}, [], {}
-    table = kmer_table(model.learner, classes)
+    table = kmer_table(getattr(model.learner, "kmer_member", model.learner), classes)
     if table:
         tables.append(table)
     if len(X_test) and max(len(s) for s in X_test) <= 2000:
