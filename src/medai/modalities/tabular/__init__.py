@@ -157,15 +157,9 @@ class TabularModality(Modality):
         return learner.transform(X)
 
     def record_extras(self, model, X, records=None) -> dict[str, list]:
-        from medai.modalities.tabular.schema import range_flags
+        from medai.modalities.tabular.schema import range_extras
 
-        rows = records if X is None else [
-            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-            for row in X.to_dict(orient="records")]
-        if "schema" not in model.cache:
-            model.cache["schema"] = TabularSchema.from_json(model.input_schema)
-        flags, reasons = range_flags(model.cache["schema"], rows)
-        return {"outside_training_data": flags, "out_of_range": reasons}
+        return range_extras(model, X, records)
 
     def records_scores(self, model, records) -> np.ndarray | None:
         from medai.modalities.tabular.compiled import compile_learner, typed_arrays

@@ -178,6 +178,18 @@ def row_keys(X: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(X.astype(str), index=False).to_numpy()
 
 
+def range_extras(model, X: pd.DataFrame | None, records: list[dict] | None = None) -> dict[str, list]:
+    """A table model's per-record ``outside_training_data`` flags and ``out_of_range`` reasons (the
+    ``record_extras`` of every modality whose inputs are table rows), from the frame ``X`` or the JSON records."""
+    rows = records if X is None else [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in X.to_dict(orient="records")]
+    if "schema" not in model.cache:
+        model.cache["schema"] = TabularSchema.from_json(model.input_schema)
+    flags, reasons = range_flags(model.cache["schema"], rows)
+    return {"outside_training_data": flags, "out_of_range": reasons}
+
+
 def range_flags(schema: TabularSchema, rows: list[dict]) -> tuple[list[bool], list[list[str]]]:
     """For each record (a dict of typed values), whether it lies outside what the model saw in training, and
     why: a value outside a declared physiological limit or outside the training range, or no value at all.
