@@ -24,10 +24,9 @@ from medai.errors import MedAIError
 from medai.models.artifact import MANIFEST, read_manifest
 from medai.scale.cluster import require_ray
 
-# Ray reserves CPUs by these numbers (it does not limit what a process uses): each predicting actor takes most of a
-# CPU so that N actors spread over N CPUs, and readers take the rest; a full CPU each would leave no room for the
-# readers on a small cluster and the job would wait forever.
-ACTOR_CPUS, READ_CPUS = 0.8, 0.2
+# Ray reserves CPUs by these numbers (it does not limit what a process uses): a full CPU for each predicting
+# actor would leave no room for the readers on a small cluster and the job would wait forever.
+ACTOR_CPUS, READ_CPUS = 0.5, 0.25
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -137,9 +136,11 @@ def predict_batches(model_dir: Path, expected_manifest: dict[str, str] | None, i
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # predictions come back in input order
     context.enable_progress_bars = False
+    context.op_resource_reservation_enabled = False  # a small cluster cannot split its CPUs into reservations
     dataset = input_dataset(model, input_path, batch_size)
     predictions = dataset.map_batches(
-        Predictor, batch_size=batch_size, batch_format="pandas", concurrency=workers, num_cpus=ACTOR_CPUS,
+        Predictor, batch_size=batch_size, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=ACTOR_CPUS,
         fn_constructor_kwargs={"artifact": artifact, "explain": explain, "top_k": top_k,
                                "refuse_outside": refuse_outside, "source": str(input_path)},
         max_restarts=max_retries, max_task_retries=max_retries)
