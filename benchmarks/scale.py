@@ -224,6 +224,71 @@ def section_distributed(address: str, seeds: list[int], epochs: int) -> list[dic
     return rows
 
 
+def _driver_with_a_crash(cluster, args: list[str], marker, delay: float) -> tuple[int, str, float]:
+    """Run a driver script, kill the worker node once ``marker()`` is true (plus ``delay`` s); its exit status."""
+    t = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None and not marker():
+        time.sleep(0.5)
+    time.sleep(delay)
+    killed_at = time.perf_counter() - t
+    if process.poll() is None:
+        cluster.kill_worker_node(0)
+    stdout, stderr = process.communicate()
+    return process.returncode, (stdout + stderr)[-600:], killed_at
+
+
+TUNE_DRIVER = """
+import os, sys
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+from pathlib import Path
+from medai.road import TrainOptions
+from medai.scale.cluster import connect
+from medai.scale.tune import tune_and_train
+connect(sys.argv[1])
+marker = Path(sys.argv[2])
+def say(message):
+    print(message, flush=True)
+    marker.touch()
+outcome = tune_and_train("diabetes-pima", None, TrainOptions(learner="random-forest", cv="none", n_boot=200,
+                         show_progress=False), Path(sys.argv[3]), trials=8, objective="cv", say=say)
+print("TUNED", len(outcome.trials), sum(r["finished"] for r in outcome.trials), flush=True)
+"""
+
+
+def section_failure(cluster, rows: int) -> list[dict]:
+    out = []
+    model, source = pima_model(), pima_rows_parquet(rows)
+    output = OUT / "outputs" / "after-crash.parquet"
+    output.unlink(missing_ok=True)
+
+    def predicting() -> bool:
+        return any(p.name.startswith(".after-crash") for p in output.parent.iterdir())
+
+    code, tail, at = _driver_with_a_crash(cluster, ["-c", DRIVER, str(model), str(source), str(output), "2",
+                                                    "20000", cluster.address], predicting, 3.0)
+    partial = [p.name for p in output.parent.iterdir() if ".partial" in p.name]
+    complete = output.is_file() and len(__import__("pandas").read_parquet(output, columns=[])) == rows
+    out.append({"what": f"batch inference, {rows:,} rows", "killed_after_s": at, "exit": code,
+                "outcome": "completed" if code == 0 and complete else ("failed: " + tail.strip().splitlines()[-1]
+                                                                      if tail.strip() else "failed"),
+                "partial_files_left": len(partial), "output_complete_or_absent": complete or not output.exists()})
+    print(out[-1], flush=True)
+    cluster.add_worker_node()
+    marker = OUT / "tune-started"
+    marker.unlink(missing_ok=True)
+    code, tail, at = _driver_with_a_crash(cluster, ["-c", TUNE_DRIVER, cluster.address, str(marker),
+                                                    str(OUT / "tuned-after-crash")], marker.exists, 20.0)
+    line = next((x for x in tail.splitlines() if x.startswith("TUNED")), "")
+    out.append({"what": "tuning, 8 trials (random forest, Pima, cv)", "killed_after_s": at, "exit": code,
+                "outcome": f"completed ({line})" if code == 0 else "failed: " + (tail.strip().splitlines() or [""])[-1],
+                "partial_files_left": 0, "output_complete_or_absent": code == 0 or not (OUT / "tuned-after-crash")
+                .exists()})
+    print(out[-1], flush=True)
+    cluster.add_worker_node()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("sections", nargs="*", default=["batch", "cv", "tune"])
@@ -249,6 +314,10 @@ def main() -> None:
                 save("tune", section_tune(address, args.trials))
             elif section == "distributed":
                 save("distributed", section_distributed(address, args.seeds, args.epochs))
+            elif section == "failure":
+                if cluster is None:
+                    raise SystemExit("the failure section kills a worker node: let it start its own cluster")
+                save("failure", section_failure(cluster, args.rows // 10))
             else:
                 raise SystemExit(f"unknown section {section!r}")
     finally:
@@ -287,6 +356,13 @@ def table() -> str:
             lines.append(f"| {r['task']} ({r['metric']}) | {r['learner']} | {r['objective']} | {r['trials']} "
                          f"({r['stopped_early']}) | {default} | {r['tuned_val']:.4f} | {_ci(r['test'])} | "
                          f"{r['seconds']:.0f} |")
+        lines.append("")
+    if data.get("failure"):
+        lines += ["| a worker node killed during | killed after (s) | exit | outcome | partial files left | output "
+                  "complete or absent |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['what']} | {r['killed_after_s']:.0f} | {r['exit']} | {r['outcome']} | "
+                  f"{r['partial_files_left']} | {'yes' if r['output_complete_or_absent'] else 'NO'} |"
+                  for r in data["failure"]]
         lines.append("")
     if data.get("distributed"):
         lines += ["| distributed training (PneumoniaMNIST, small CNN) | seed | workers | test AUROC (95% CI) "

@@ -119,7 +119,10 @@ class LocalCluster:
 
     def _ray(self, *args: str, log: str) -> subprocess.Popen:
         ray_bin = Path(sys.executable).with_name("ray")
-        env = {**os.environ, **QUIET_ENV, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+        # Ray runs its workers at nice 15 by default; on a shared machine that starves them of any CPU (the
+        # command's own niceness still applies to them).
+        env = {**os.environ, **QUIET_ENV, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
+               "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0")}
         handle = open(self.temp_dir / log, "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen([str(ray_bin), "start", "--block", *args], stdout=handle,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -166,9 +169,16 @@ class LocalCluster:
             time.sleep(0.2)
         return "timed out", ""
 
+    def add_worker_node(self, timeout: float = 180, attempts: int = 3) -> None:
+        """Start one more worker node (e.g. after :meth:`kill_worker_node`)."""
+        common = ["--object-store-memory", str(self.object_store), "--node-ip-address", "127.0.0.1",
+                  "--disable-usage-stats"]
+        self._start_node(["--address", self.address, "--num-cpus", str(self.worker_cpus), *common],
+                         f"worker{len(self.processes)}.log", timeout, attempts)
+
     def kill_worker_node(self, index: int = 0) -> None:
         """End one worker node (its whole process group) at once, as a crash would."""
-        process = self.processes[1 + index]
+        process = self.processes.pop(1 + index)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
 
