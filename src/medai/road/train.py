@@ -76,6 +76,17 @@ def _check_options(options: TrainOptions) -> None:
     parse_cv(None if options.cv == "task" else options.cv)
 
 
+def resolve_target(task: Task, dataset: Dataset, options: TrainOptions):
+    """The kind of target, its classes and positive class, as the options, the data and the task say."""
+    return infer_target(dataset.y, dataset.target_column, kind=options.kind or dataset.target_kind or (
+                        None if task.kind == "auto" else task.kind), fields=dataset.target_fields,
+                        positive_label=options.positive_label or task.positive_label,
+                        classes=dataset.classes, source=dataset.source,
+                        kind_how="set with --kind" if options.kind else f"the kind of task {task.name}",
+                        positive_how="named with --positive-label" if options.positive_label else
+                        f"named by task {task.name}")
+
+
 def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: TrainOptions | None = None,
           modality=None) -> TrainResult:
     """Train ``task`` on ``dataset`` and write the artifact to ``out`` (default ``runs/<task name>``)."""
@@ -85,13 +96,7 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     _check_options(options)
     modality = modality or get_modality(task.modality)
     out, say = Path(out) if out is not None else Path("runs") / task.name, options.say
-    target = infer_target(dataset.y, dataset.target_column, kind=options.kind or dataset.target_kind or (
-                          None if task.kind == "auto" else task.kind), fields=dataset.target_fields,
-                          positive_label=options.positive_label or task.positive_label,
-                          classes=dataset.classes, source=dataset.source,
-                          kind_how="set with --kind" if options.kind else f"the kind of task {task.name}",
-                          positive_how="named with --positive-label" if options.positive_label else
-                          f"named by task {task.name}")
+    target = resolve_target(task, dataset, options)
     say(f"target {target.column!r}: {target.kind} ({target.how})")
     for note in dataset.notes:
         say(note)

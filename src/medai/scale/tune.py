@@ -129,17 +129,14 @@ def tune_and_train(task_name: str | None, data: Path | None, options: TrainOptio
     """Search ``trials`` configurations on the connected Ray cluster, then train the best through the road."""
     from medai.data.splits import cv_splits
     from medai.evaluation.kinds import evaluator_for
-    from medai.road.train import split_parts, train
-    from medai.tasks.kinds import infer_target
+    from medai.road.train import resolve_target, split_parts, train
 
     if trials < 1:
         raise MedAIError(f"--trials must be at least 1, got {trials}")
     if objective not in OBJECTIVES:
         raise MedAIError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     task, modality, dataset = _prepare(task_name, data, options)
-    target = infer_target(dataset.y, dataset.target_column, kind=options.kind or (None if task.kind == "auto"
-                          else task.kind), positive_label=options.positive_label or task.positive_label,
-                          classes=dataset.classes, source=dataset.source)
+    target = resolve_target(task, dataset, options)
     evaluator = evaluator_for(target.kind)
     y_fit = target.encode(dataset.y, dataset.source)
     y = evaluator.outcome(y_fit, target)
