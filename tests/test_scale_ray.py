@@ -23,14 +23,34 @@ from medai.scale.cluster import LocalCluster, connect, resolve_address  # noqa: 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(1800)]  # a loaded 2-core machine starts Ray slowly
 
 
+_START_FAILED: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def cluster():
+    """A head and one worker node started here; or, with ``MEDAI_TEST_RAY_ADDRESS``, a running local cluster of
+    that shape (on a machine so loaded that Ray misses its own 30 s start-up window)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    with LocalCluster(head_cpus=1, workers=1, worker_cpus=1, object_store_mb=80) as running:
+    if _START_FAILED:  # one failed start is enough: do not try again for every test
+        pytest.fail(_START_FAILED[0])
+    given = os.environ.get("MEDAI_TEST_RAY_ADDRESS")
+    if given:
+        connect(given)
+        yield type("Running", (), {"address": given})()
+        ray.shutdown()
+        return
+    try:
+        running = LocalCluster(head_cpus=1, workers=1, worker_cpus=1, object_store_mb=80).start()
+    except MedAIError as exc:
+        _START_FAILED.append(str(exc))
+        raise
+    try:
         connect(running.address)
         yield running
         ray.shutdown()
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module")
