@@ -215,9 +215,7 @@ def predict_batches(model_dir: Path, expected_manifest: dict[str, str] | None, i
                 batches += 1
                 if on_batch is not None:
                     on_batch(rows)
-        except MedAIError:
-            raise
-        except Exception as exc:  # a task that failed after its retries, a worker that kept dying
+        except Exception as exc:  # bad records (a MedAIError on a worker), a worker that kept dying
             raise MedAIError(f"batch inference failed after {rows} records: {_root_message(exc)}; no output was "
                              f"written to {output}") from None
     return BatchResult(Path(output), rows, batches, workers)
@@ -232,6 +230,8 @@ def _root_message(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, MedAIError):
         return str(cause)
+    if isinstance(exc, MedAIError) and not hasattr(exc, "cause"):
+        return str(exc)
     text = str(exc).strip().splitlines()
     for line in reversed(text):
         if "MedAIError" in line or "IntegrityError" in line or "NotFoundError" in line:
