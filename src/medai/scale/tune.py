@@ -171,7 +171,7 @@ def tune_and_train(task_name: str | None, data: Path | None, options: TrainOptio
 
 def _run_search(search: _Search, space: dict, start: dict, trials: int, seed: int, max_concurrent: int | None,
                 storage: Path | None):
-    ray = require_ray()
+    require_ray()
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -183,13 +183,14 @@ def _run_search(search: _Search, space: dict, start: dict, trials: int, seed: in
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max(max_t, 1), grace_period=1,
                               reduction_factor=2) if max_t > 1 else None
     searcher = BasicVariantGenerator(points_to_evaluate=[start] if start else None, random_state=seed)
-    workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if max_concurrent:  # BasicVariantGenerator runs as many trials at once as the cluster has CPUs for
+        searcher.set_max_concurrency(max_concurrent) if hasattr(searcher, "set_max_concurrency") else None
     storage = Path(storage or tempfile.mkdtemp(prefix="medai-tune-")).resolve()
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trial, search=search), {"cpu": 1}),
         param_space=ray_space(space),
         tune_config=tune.TuneConfig(metric="score", mode="max", num_samples=trials, scheduler=scheduler,
-                                    search_alg=searcher, max_concurrent_trials=max_concurrent or workers),
+                                    search_alg=searcher),
         run_config=tune.RunConfig(name=f"medai-tune-{int(time.time())}", storage_path=str(storage), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=2)),
     )
@@ -244,7 +245,7 @@ def _report_extras(outcome: TuneOutcome, learner: str, objective: str) -> dict[s
                           "best_validation_score": outcome.best_score, "default_validation_score":
                           outcome.default_score, "trials": len(outcome.trials),
                           "stopped_early": sum(r["early_stopped"] for r in outcome.trials)}}
-    return {"tables": [table], "plots": {"tuning.png": _plot(outcome)}, "metrics": metrics}
+    return {"tables": [table], "plots": {"tuning": _plot(outcome)}, "metrics": metrics}
 
 
 def _cell(value):
