@@ -143,7 +143,7 @@ def test_bad_targets_and_options_stop_with_one_line_and_write_nothing(tmp_path, 
 
 
 def test_usage_errors_show_the_usage_line_and_exit_2(capsys):
-    for argv, needle in ((["train", "--bogus"], "No such option: --bogus"), (["tune"], "No such command 'tune'")):
+    for argv, needle in ((["train", "--bogus"], "No such option: --bogus"), (["frob"], "No such command 'frob'")):
         code, _, err = run(argv, capsys)
         assert code == 2 and needle in err and "Usage: medai" in err and "Traceback" not in err, err
 

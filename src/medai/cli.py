@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from medai.cli_scale import RayAddress
 from medai.console import ci, err, fmt, out, print_json
 from medai.errors import MedAIError
 
@@ -24,9 +25,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="MedAI: train, evaluate, explain and serve clinical prediction models.")
 
 ModelRef = Annotated[str, typer.Argument(metavar="MODEL", help="Model directory or registered NAME[:VERSION].")]
-RayAddress = Annotated[str | None, typer.Option(
-    "--ray", metavar="ADDR", envvar="MEDAI_RAY_ADDRESS", show_envvar=True,
-    help="Run the heavy work on a Ray cluster: HOST:PORT of its head, 'auto' or 'local' (needs medai[scale]).")]
+
+
+def distributed_training(cluster, workers: int | None):
+    """Data-parallel fitting of torch learners on the cluster (``--train-workers``); nothing otherwise."""
+    import contextlib
+
+    if workers is None:
+        return contextlib.nullcontext()
+    if cluster is None:
+        raise MedAIError("--train-workers needs a Ray cluster: add --ray ADDR (or set MEDAI_RAY_ADDRESS)")
+    from medai.parallel import training_with
+    from medai.scale.distributed import RayTrainer
+
+    return training_with(RayTrainer(workers))
 
 
 def ray_session(address: str | None):
@@ -175,6 +187,8 @@ def train(
     register: Annotated[bool, typer.Option(help="Register the model in the registry.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
     ray: RayAddress = None,
+    train_workers: Annotated[int | None, typer.Option(help="With --ray: train a torch learner data-parallel on N "
+                                                           "Ray Train workers (gloo, CPU).")] = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Train, evaluate and package a model for a built-in task or your own data."""
@@ -187,7 +201,7 @@ def train(
                            cv="task" if cv is None else cv, threshold=threshold, coverage=coverage,
                            conformal=conformal, show_progress=not as_json, extra=extra or {},
                            say=lambda message: err.print(message, markup=False, highlight=False))
-    with ray_session(ray):
+    with ray_session(ray) as cluster, distributed_training(cluster, train_workers):
         result = train_data(data, out_dir, options) if data is not None else train_task(task, out_dir, options)
     record = None
     if register:
@@ -333,12 +347,14 @@ def export(
 
 
 from medai.cli_models import register as _register_model_commands  # noqa: E402
+from medai.cli_scale import register as _register_scale_commands  # noqa: E402
 from medai.cli_service import register as _register_service_commands  # noqa: E402
 from medai.monitoring.cli import register as _register_monitor_commands  # noqa: E402
 
 _register_model_commands(app)
 _register_service_commands(app)
 _register_monitor_commands(app)
+_register_scale_commands(app)
 
 
 def _register_modality_commands() -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from medai.cli_scale import RayAddress
 from medai.errors import MedAIError
 
 
@@ -27,9 +28,24 @@ def register(app: typer.Typer) -> None:
         ssl_certfile: Annotated[str | None, typer.Option(help="TLS certificate (PEM)")] = None,
         ssl_keyfile: Annotated[str | None, typer.Option(help="TLS private key (PEM)")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+        ray: RayAddress = None,
+        replicas: Annotated[int, typer.Option(help="with --ray: Ray Serve replicas of the service")] = 2,
     ) -> None:
-        """Start the authenticated, audited model service (REST API under /v1)."""
+        """Start the authenticated, audited model service (REST API under /v1); with --ray, as Ray Serve
+        replicas on the cluster behind the same authentication, roles, rate limits and audit chain."""
         import uvicorn
+
+        from medai.scale.cluster import ray_session, resolve_address
+
+        if resolve_address(ray) is not None:
+            if ssl_certfile:
+                raise MedAIError("--ray serves plain HTTP through Ray Serve's proxy; put TLS in front of it (a "
+                                 "load balancer or reverse proxy) rather than --ssl-certfile")
+            from medai.scale.serve import serve_forever
+
+            with ray_session(ray):
+                serve_forever(replicas, host, port, say=lambda m: typer.echo(m, err=True))
+            return
 
         if workers < 1:
             raise MedAIError(f"--workers: expected at least 1, got {workers}")

@@ -65,3 +65,32 @@ def chunks(items: list[Any], n: int) -> list[list[Any]]:
         out.append(items[start:stop])
         start = stop
     return [c for c in out if c]
+
+
+class Trainer(Protocol):
+    """Fits a learner somewhere else (e.g. data-parallel on a cluster) when it ``supports`` that learner."""
+
+    def supports(self, learner) -> bool: ...
+
+    def fit(self, learner, X, y, X_val=None, y_val=None): ...
+
+
+_trainer: ContextVar[Trainer | None] = ContextVar("medai_trainer", default=None)
+
+
+@contextmanager
+def training_with(trainer: Trainer) -> Iterator[Trainer]:
+    """Inside the block, the road fits learners that ``trainer`` supports with it (others as usual)."""
+    token = _trainer.set(trainer)
+    try:
+        yield trainer
+    finally:
+        _trainer.reset(token)
+
+
+def fit_learner(modality, learner, X, y, X_val=None, y_val=None):
+    """The road's fit: the current trainer's when it supports the learner, else the modality's."""
+    trainer = _trainer.get()
+    if trainer is not None and trainer.supports(learner):
+        return trainer.fit(learner, X, y, X_val, y_val)
+    return modality.fit(learner, X, y, X_val, y_val)

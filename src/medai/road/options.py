@@ -37,6 +37,8 @@ class TrainOptions:
     conformal: str = "auto"
     n_boot: int = 1000
     max_train: int | None = None  # use only the first N training records (quick runs, tests)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # applied to the learner (medai tune's best)
+    report_extras: dict[str, Any] = field(default_factory=dict)  # tables/plots/metrics a caller adds to the report
     show_progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     say: Callable[[str], None] = _quiet

@@ -22,7 +22,7 @@ from medai.evaluation.conformal import MODES, Conformal, check_coverage, enough_
 from medai.evaluation.kinds import evaluator_for
 from medai.evaluation.subgroups import subgroup_table
 from medai.models.artifact import write_artifact
-from medai.parallel import current_executor, parallel_map
+from medai.parallel import current_executor, fit_learner, parallel_map
 from medai.road import report
 from medai.road.common import library_versions, medai_version, now_iso, progress
 from medai.road.model import FORMAT, Model, difficulty_sigma
@@ -76,6 +76,17 @@ def _check_options(options: TrainOptions) -> None:
     parse_cv(None if options.cv == "task" else options.cv)
 
 
+def resolve_target(task: Task, dataset: Dataset, options: TrainOptions):
+    """The kind of target, its classes and positive class, as the options, the data and the task say."""
+    return infer_target(dataset.y, dataset.target_column, kind=options.kind or dataset.target_kind or (
+                        None if task.kind == "auto" else task.kind), fields=dataset.target_fields,
+                        positive_label=options.positive_label or task.positive_label,
+                        classes=dataset.classes, source=dataset.source,
+                        kind_how="set with --kind" if options.kind else f"the kind of task {task.name}",
+                        positive_how="named with --positive-label" if options.positive_label else
+                        f"named by task {task.name}")
+
+
 def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: TrainOptions | None = None,
           modality=None) -> TrainResult:
     """Train ``task`` on ``dataset`` and write the artifact to ``out`` (default ``runs/<task name>``)."""
@@ -85,13 +96,7 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     _check_options(options)
     modality = modality or get_modality(task.modality)
     out, say = Path(out) if out is not None else Path("runs") / task.name, options.say
-    target = infer_target(dataset.y, dataset.target_column, kind=options.kind or dataset.target_kind or (
-                          None if task.kind == "auto" else task.kind), fields=dataset.target_fields,
-                          positive_label=options.positive_label or task.positive_label,
-                          classes=dataset.classes, source=dataset.source,
-                          kind_how="set with --kind" if options.kind else f"the kind of task {task.name}",
-                          positive_how="named with --positive-label" if options.positive_label else
-                          f"named by task {task.name}")
+    target = resolve_target(task, dataset, options)
     say(f"target {target.column!r}: {target.kind} ({target.how})")
     for note in dataset.notes:
         say(note)
@@ -116,7 +121,12 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     X = {name: take(dataset.X, idx) for name, idx in parts.items()}
     learner_name = options.learner or task.default_learner
     learner = modality.make_learner(learner_name, target, options, task, dataset)
-    learner = modality.fit(learner, X["train"], y_fit[parts["train"]], X["val"], y_fit[parts["val"]])
+    if options.hyperparameters:
+        from medai.tuning import with_hyperparameters
+
+        learner = with_hyperparameters(learner, options.hyperparameters)
+        say(f"hyper-parameters set: {options.hyperparameters}")
+    learner = fit_learner(modality, learner, X["train"], y_fit[parts["train"]], X["val"], y_fit[parts["val"]])
     s_val, s_test = (evaluator.scores(learner, X[name], target) for name in ("val", "test"))
     y_val, y_test = y[parts["val"]], y[parts["test"]]
 
@@ -149,7 +159,7 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
         "medai_version": medai_version(), "libraries": library_versions(), "created_at": now_iso(),
     }
     model = Model(modality, learner, model_json, difficulty)
-    extras = modality.report_extras(model, X["test"], y_fit[parts["test"]])
+    extras = _merge_extras(modality.report_extras(model, X["test"], y_fit[parts["test"]]), options.report_extras)
     metrics = {
         "task": task.name, "kind": target.kind, "learner": described["name"], "target": target.to_json(),
         "split": split_info, "decision": decision, "test": test, "cv": cv, "conformal": conformal_metrics,
@@ -169,6 +179,23 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     if "monitoring.json" in files:
         model.monitoring = json.loads(files["monitoring.json"])
     return TrainResult(task=task, out=out, metrics=report.json_safe(metrics), model_json=model_json, model=model)
+
+
+def _merge_extras(extras: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """The modality's report extras plus those a caller adds (e.g. ``medai tune``'s trial table and plot)."""
+    if not added:
+        return extras
+    out = dict(extras)
+    out["plots"] = {**extras.get("plots", {}), **added.get("plots", {})}
+    out["metrics"] = {**extras.get("metrics", {}), **added.get("metrics", {})}
+    out["tables"] = [*extras.get("tables", []), *added.get("tables", [])]
+    out["limitations"] = [*extras.get("limitations", []), *added.get("limitations", [])]
+    return out
+
+
+def split_parts(dataset: Dataset, strata, stratify: bool, task: Task, options: TrainOptions) -> dict[str, np.ndarray]:
+    """The road's train/validation/test indices for ``dataset`` (what ``medai tune`` searches on, too)."""
+    return _split(dataset, strata, stratify, task, options)
 
 
 def _monitoring_reference(modality, learner, dataset, parts, s_val, s_test, target, options) -> dict[str, bytes]:

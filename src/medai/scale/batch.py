@@ -24,10 +24,9 @@ from medai.errors import MedAIError
 from medai.models.artifact import MANIFEST, read_manifest
 from medai.scale.cluster import require_ray
 
-# Ray reserves CPUs by these numbers (it does not limit what a process uses): each predicting actor takes most of a
-# CPU so that N actors spread over N CPUs, and readers take the rest; a full CPU each would leave no room for the
-# readers on a small cluster and the job would wait forever.
-ACTOR_CPUS, READ_CPUS = 0.8, 0.2
+# Ray reserves CPUs by this number (it does not limit what a process uses): most of a CPU per predicting actor,
+# so that N actors spread over N CPUs, leaving room for Ray Data's own small tasks.
+ACTOR_CPUS = 0.8
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -66,19 +65,22 @@ class Predictor:
         self.model = artifact.materialize(self.workdir)
         self.explain, self.top_k, self.refuse, self.source = explain, top_k, refuse_outside, source
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, units: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat([self.predict_unit(unit) for unit in units.to_dict("records")], ignore_index=True)
+
+    def predict_unit(self, unit: dict[str, Any]) -> pd.DataFrame:
         from medai.data.dataset import Inputs
 
         model = self.model
-        if model.input_contract == "files":
-            paths = [Path(p) for p in batch["path"]]
+        if unit["kind"] == "files":
+            paths = [Path(p) for p in unit["path"].split("\n")]
             inputs = Inputs(model.modality.inputs_from_files(paths, model), [p.name for p in paths], "file")
-        else:
-            inputs = model.modality.inputs_from_frame(batch.reset_index(drop=True), model, self.source)
-        frame = model.frame(inputs, explain=self.explain, top_k=self.top_k, refuse_outside=self.refuse)
-        if model.input_contract == "files":
-            frame.insert(1, "path", list(batch["path"]))
-        return frame
+            frame = model.frame(inputs, explain=self.explain, top_k=self.top_k, refuse_outside=self.refuse)
+            frame.insert(1, "path", [str(p) for p in paths])
+            return frame
+        records = read_unit(unit)
+        inputs = model.modality.inputs_from_frame(records, model, self.source)
+        return model.frame(inputs, explain=self.explain, top_k=self.top_k, refuse_outside=self.refuse)
 
     def __del__(self):  # pragma: no cover - best effort when the actor ends
         shutil.rmtree(getattr(self, "workdir", ""), ignore_errors=True)
@@ -92,9 +94,9 @@ class BatchResult:
     workers: int
 
 
-def input_dataset(model, path: Path, batch_size: int):
-    """The Ray Data dataset of what to predict: a table's rows, or one row per file of a folder."""
-    ray = require_ray()
+def input_units(model, path: Path, batch_size: int) -> list[dict[str, Any]]:
+    """What to predict, cut into units the workers read themselves (the driver never reads the records): a
+    batch of file paths (files models), a Parquet row group, or a run of CSV lines (records models)."""
     path = Path(path).resolve()
     if not path.exists():
         raise MedAIError(f"INPUT {path} does not exist")
@@ -102,16 +104,74 @@ def input_dataset(model, path: Path, batch_size: int):
         files = model.modality.input_files(path)
         if not files:
             raise MedAIError(f"{path} holds no input files for a {model.modality.name} model")
-        return ray.data.from_items([{"path": str(p)} for p in files], override_num_blocks=max(1, len(files)
-                                                                                             // batch_size))
+        names = [str(p) for p in files]
+        return [{"kind": "files", "path": "\n".join(names[i:i + batch_size]), "start": 0, "stop": 0}
+                for i in range(0, len(names), batch_size)]
     tables = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
     kinds = {TABLE_SUFFIXES.get(p.suffix.lower()) for p in tables}
     if not tables or None in kinds or len(kinds) != 1:
         raise MedAIError(f"batch inference on a cluster reads CSV or Parquet tables (one file or a folder of one "
                          f"kind), got {path}")
-    names = [str(p) for p in tables]
-    read = ray.data.read_parquet if kinds == {"parquet"} else ray.data.read_csv
-    return read(names, num_cpus=READ_CPUS)
+    units = []
+    for table in tables:
+        units += _parquet_units(table, batch_size) if kinds == {"parquet"} else _csv_units(table, batch_size)
+    return units
+
+
+def _parquet_units(path: Path, batch_size: int) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:  # pyarrow's own errors: not a Parquet file, damaged
+        raise MedAIError(f"{path} is not a readable Parquet file: {exc}") from None
+    units = []
+    for group in range(meta.num_row_groups):
+        rows = meta.row_group(group).num_rows
+        for start in range(0, rows, batch_size):  # a large row group is read once per slice of it
+            units.append({"kind": "parquet", "path": str(path), "start": group * (1 << 40) + start,
+                          "stop": group * (1 << 40) + min(rows, start + batch_size)})
+    return units
+
+
+def _csv_units(path: Path, batch_size: int) -> list[dict[str, Any]]:
+    """Byte ranges of ``batch_size`` lines each (after the header), found in one streaming pass. A quoted field
+    that holds a line break would be cut: such tables are refused when a unit does not parse (use Parquet)."""
+    units, offsets = [], []
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        if not header.strip():
+            raise MedAIError(f"{path} is empty; expected a header line and records")
+        position, count, start = handle.tell(), 0, handle.tell()
+        for line in handle:
+            position += len(line)
+            count += 1
+            if count == batch_size:
+                offsets.append((start, position))
+                start, count = position, 0
+        if count:
+            offsets.append((start, position))
+    for begin, stop in offsets:
+        units.append({"kind": "csv", "path": str(path), "start": begin, "stop": stop})
+    return units
+
+
+def read_unit(unit: dict[str, Any]) -> pd.DataFrame:
+    """The records of one unit, read where it runs."""
+    if unit["kind"] == "parquet":
+        import pyarrow.parquet as pq
+
+        group, start = divmod(int(unit["start"]), 1 << 40)
+        stop = int(unit["stop"]) - group * (1 << 40)
+        table = pq.ParquetFile(unit["path"]).read_row_group(group)
+        return table.slice(start, stop - start).to_pandas()
+    import io
+
+    with open(unit["path"], "rb") as handle:
+        header = handle.readline()
+        handle.seek(int(unit["start"]))
+        body = handle.read(int(unit["stop"]) - int(unit["start"]))
+    return pd.read_csv(io.BytesIO(header + body))
 
 
 def output_format(output: Path) -> str:
@@ -137,9 +197,12 @@ def predict_batches(model_dir: Path, expected_manifest: dict[str, str] | None, i
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # predictions come back in input order
     context.enable_progress_bars = False
-    dataset = input_dataset(model, input_path, batch_size)
+    context.op_resource_reservation_enabled = False  # a small cluster cannot split its CPUs into reservations
+    units = input_units(model, input_path, batch_size)
+    dataset = ray.data.from_items(units, override_num_blocks=len(units))
     predictions = dataset.map_batches(
-        Predictor, batch_size=batch_size, batch_format="pandas", concurrency=workers, num_cpus=ACTOR_CPUS,
+        Predictor, batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=ACTOR_CPUS,
         fn_constructor_kwargs={"artifact": artifact, "explain": explain, "top_k": top_k,
                                "refuse_outside": refuse_outside, "source": str(input_path)},
         max_restarts=max_retries, max_task_retries=max_retries)
@@ -152,9 +215,7 @@ def predict_batches(model_dir: Path, expected_manifest: dict[str, str] | None, i
                 batches += 1
                 if on_batch is not None:
                     on_batch(rows)
-        except MedAIError:
-            raise
-        except Exception as exc:  # a task that failed after its retries, a worker that kept dying
+        except Exception as exc:  # bad records (a MedAIError on a worker), a worker that kept dying
             raise MedAIError(f"batch inference failed after {rows} records: {_root_message(exc)}; no output was "
                              f"written to {output}") from None
     return BatchResult(Path(output), rows, batches, workers)
@@ -169,6 +230,8 @@ def _root_message(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, MedAIError):
         return str(cause)
+    if isinstance(exc, MedAIError) and not hasattr(exc, "cause"):
+        return str(exc)
     text = str(exc).strip().splitlines()
     for line in reversed(text):
         if "MedAIError" in line or "IntegrityError" in line or "NotFoundError" in line:

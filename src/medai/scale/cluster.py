@@ -56,15 +56,21 @@ def connect(address: str, *, num_cpus: int | None = None):
         os.environ.setdefault(key, value)
     if ray.is_initialized():
         return ray
-    try:
-        if address == "local":
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, TimeoutError) as exc:
-        raise MedAIError(f"cannot reach the Ray cluster at {address!r}: {str(exc).splitlines()[0]} "
-                         "(start one with `ray start --head --port 6380`, or check --ray / MEDAI_RAY_ADDRESS)"
-                         ) from None
+    attempts = 3 if address == "local" else 1  # a private Ray on a loaded machine may miss Ray's 30 s start-up
+    for attempt in range(1, attempts + 1):
+        try:
+            if address == "local":
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            else:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            return ray
+        except Exception as exc:  # Ray raises bare Exception when a node misses its start-up window
+            ray.shutdown()
+            if attempt == attempts:
+                what = "start a private Ray here" if address == "local" else f"reach the Ray cluster at {address!r}"
+                raise MedAIError(f"cannot {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__} "
+                                 "(start one with `ray start --head --port 6380`, or check --ray / "
+                                 "MEDAI_RAY_ADDRESS)") from None
     return ray
 
 
@@ -113,44 +119,66 @@ class LocalCluster:
 
     def _ray(self, *args: str, log: str) -> subprocess.Popen:
         ray_bin = Path(sys.executable).with_name("ray")
-        env = {**os.environ, **QUIET_ENV, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+        # Ray runs its workers at nice 15 by default; on a shared machine that starves them of any CPU (the
+        # command's own niceness still applies to them).
+        env = {**os.environ, **QUIET_ENV, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
+               "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0")}
         handle = open(self.temp_dir / log, "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen([str(ray_bin), "start", "--block", *args], stdout=handle,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.processes.append(process)
         return process
 
-    def start(self, timeout: float = 120) -> LocalCluster:
+    def start(self, timeout: float = 180, attempts: int = 3) -> LocalCluster:
+        """Start the head, then the workers; a node that fails to come up is started again (Ray gives a node
+        30 s to register, which a loaded machine can miss)."""
         common = ["--object-store-memory", str(self.object_store), "--node-ip-address", "127.0.0.1",
                   "--disable-usage-stats"]
-        self._ray("--head", "--port", str(self.port), "--num-cpus", str(self.head_cpus), "--include-dashboard=false",
-                  "--temp-dir", str(self.temp_dir), "--ray-client-server-port", str(free_port()),
-                  *common, log="head.log")
-        self._wait_until_started("head.log", timeout)
+        head = ["--head", "--port", str(self.port), "--num-cpus", str(self.head_cpus), "--include-dashboard=false",
+                "--temp-dir", str(self.temp_dir), "--ray-client-server-port", str(free_port()), *common]
+        self._start_node(head, "head.log", timeout, attempts)
         for k in range(self.workers):
-            self._ray("--address", self.address, "--num-cpus", str(self.worker_cpus), *common, log=f"worker{k}.log")
-        for k in range(self.workers):
-            self._wait_until_started(f"worker{k}.log", timeout)
+            self._start_node(["--address", self.address, "--num-cpus", str(self.worker_cpus), *common],
+                             f"worker{k}.log", timeout, attempts)
         return self
 
-    def _wait_until_started(self, log: str, timeout: float) -> None:
+    def _start_node(self, args: list[str], log: str, timeout: float, attempts: int) -> None:
+        for attempt in range(1, attempts + 1):
+            process = self._ray(*args, log=log)
+            state, text = self._wait_until_started(process, log, timeout)
+            if state == "started":
+                return
+            self.processes.remove(process)
+            _signal_group(process, signal.SIGKILL)
+            process.wait(10)
+            if attempt == attempts:
+                self.stop()
+                raise MedAIError(f"the local Ray cluster's node ({log}) did not start after {attempts} attempts: "
+                                 f"{text.strip().splitlines()[-1] if text.strip() else state}")
+
+    def _wait_until_started(self, process: subprocess.Popen, log: str, timeout: float) -> tuple[str, str]:
         """Until the node's ``ray start`` says the runtime started (it prints that once it is registered)."""
         deadline = time.monotonic() + timeout
         path = self.temp_dir / log
         while time.monotonic() < deadline:
-            if path.is_file() and "Ray runtime started" in path.read_text(errors="replace"):
-                return
-            if any(process.poll() is not None for process in self.processes):
-                text = path.read_text(errors="replace")[-2000:] if path.is_file() else ""
-                self.stop()
-                raise MedAIError(f"a Ray node of the local cluster exited: {text}")
+            text = path.read_text(errors="replace") if path.is_file() else ""
+            if "Ray runtime started" in text:
+                return "started", text
+            if process.poll() is not None:
+                return "exited", text[-2000:]
             time.sleep(0.2)
-        self.stop()
-        raise MedAIError(f"the local Ray cluster's node ({log}) did not start within {timeout:.0f} s")
+        return "timed out", ""
+
+    def add_worker_node(self, timeout: float = 180, attempts: int = 3) -> None:
+        """Start one more worker node (e.g. after :meth:`kill_worker_node`)."""
+        common = ["--object-store-memory", str(self.object_store), "--node-ip-address", "127.0.0.1",
+                  "--disable-usage-stats"]
+        self._start_node(["--address", self.address, "--num-cpus", str(self.worker_cpus), *common],
+                         f"worker{len(self.processes)}.log", timeout, attempts)
 
     def kill_worker_node(self, index: int = 0) -> None:
         """End one worker node (its whole process group) at once, as a crash would."""
-        process = self.processes[1 + index]
+        process = self.processes.pop(1 + index)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
 

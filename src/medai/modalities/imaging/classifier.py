@@ -208,6 +208,45 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     ``None`` without validation data), ``members_`` (per member: seed, best epoch, validation AUROC).
     """
 
+    supports_data_parallel = True  # medai.scale.distributed may train it on several workers (Ray Train)
+
+    def fit_data_parallel(self, X, y, X_val=None, y_val=None, *, rank: int, world_size: int,
+                          checkpoint_dir: str | Path | None = None, resume: bool = False) -> ImageClassifier:
+        """One worker's part of data-parallel training (``torch.distributed`` already initialised, e.g. by Ray
+        Train): this worker trains on its shard of the training records, with ``batch_size / world_size`` per
+        step so that the global batch stays ``batch_size``; gradients are averaged over the workers after every
+        backward pass and batch-norm statistics before every validation, so every worker holds the same weights
+        and takes the same early-stopping decisions. Only rank 0 writes checkpoints."""
+        X, y = np.asarray(X), np.asarray(y)
+        order = np.random.default_rng(int(self.seed)).permutation(len(X))
+        per_worker = len(X) // world_size
+        shard = np.sort(order[rank * per_worker:(rank + 1) * per_worker])
+        local = clone(self).set_params(batch_size=max(2, int(self.batch_size) // world_size))
+        local._data_parallel = (rank, world_size)
+        local._fit_network(X[shard], y[shard], X_val, y_val, checkpoint_dir if rank == 0 else None, resume)
+        for name in ("network_", "classes_", "n_features_in_", "input_shape_", "history_", "best_score_",
+                     "best_epoch_"):
+            setattr(self, name, getattr(local, name))
+        self.members_ = [self._summary()]
+        self.training_ = {"workers": world_size, "records_per_worker": per_worker,
+                          "batch_per_worker": local.batch_size}
+        return self
+
+    def _average_over_workers(self, tensors) -> None:
+        import torch.distributed as dist
+
+        world = self._data_parallel[1]
+        for tensor in tensors:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            tensor.div_(world)
+
+    def search_space(self) -> dict:
+        """What ``medai tune`` may change (constructor arguments)."""
+        from medai.tuning import Float
+
+        return {"lr": Float(1e-4, 3e-3, log=True), "weight_decay": Float(1e-6, 1e-2, log=True),
+                "dropout": Float(0.0, 0.5), "label_smoothing": Float(0.0, 0.2), "aug_strength": Float(0.3, 1.5)}
+
     def __init__(
         self,
         network: str = "resnet18",
@@ -325,7 +364,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
 
         if int(self.n_members) > 1:
             return MemberAverage([self._member(m)._build(in_channels, n_classes) for m in range(int(self.n_members))])
-        return build_network(
+        net = build_network(
             self.network,
             self.spatial_dims,
             in_channels,
@@ -334,6 +373,15 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             width=self.width,
             dropout=self.dropout,
         )
+        if getattr(self, "_data_parallel", None):  # average every gradient over the workers as it is computed
+            for parameter in net.parameters():
+                parameter.register_hook(lambda grad: self._averaged(grad))
+        return net
+
+    def _averaged(self, grad):
+        grad = grad.clone()
+        self._average_over_workers([grad])
+        return grad
 
     def _member(self, m: int) -> ImageClassifier:
         """Unfitted single-network classifier for ensemble member ``m``."""
@@ -391,6 +439,9 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
         torch = _torch()
         tta = self.tta if tta is None else tta
         net = self.network_ if net is None else net
+        if getattr(self, "_data_parallel", None):  # the same batch-norm statistics on every worker
+            with torch.no_grad():
+                self._average_over_workers([b for b in net.buffers() if b.dtype.is_floating_point])
         net.eval()
         out = []
         with torch.no_grad():
@@ -614,7 +665,12 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
                 torch.set_num_threads(old_threads)
 
     def _end_of_epoch(self, epoch: int) -> None:
-        """Hook called after every epoch (and its checkpoint); subclasses may override it."""
+        """Hook called after every epoch (and its checkpoint); subclasses may override it. Reports the epoch's
+        record to a tuner when one listens (``medai tune`` stops poor trials early on ``val_auroc``)."""
+        from medai.tuning import report_progress
+
+        if self.history_:
+            report_progress(self.history_[-1])
 
     # ------------------------------------------------------------------ checkpoints
     def _ckpt_params(self) -> dict[str, Any]:

@@ -31,6 +31,22 @@ REGRESSORS = ("ridge", "random-forest", "lightgbm")
 CALIBRATIONS = (None, "isotonic", "sigmoid")
 
 
+def _search_spaces() -> dict[str, dict]:
+    """What ``medai tune`` may change in each estimator (the names of its scikit-learn parameters)."""
+    from medai.tuning import Choice, Float, Int
+
+    forest = {"n_estimators": Int(100, 600, log=True), "min_samples_leaf": Int(1, 20, log=True),
+              "max_features": Choice(("sqrt", 0.3, 0.6))}
+    return {
+        "logistic": {"C": Float(1e-3, 1e2, log=True)},
+        "ridge": {"alpha": Float(1e-3, 1e3, log=True)},
+        "random-forest": forest,
+        "lightgbm": {"n_estimators": Int(50, 800, log=True), "learning_rate": Float(0.005, 0.2, log=True),
+                     "num_leaves": Int(4, 63, log=True), "min_child_samples": Int(5, 60, log=True),
+                     "colsample_bytree": Float(0.4, 1.0), "reg_lambda": Float(1e-3, 10.0, log=True)},
+    }
+
+
 def _classifier(name: str, seed: int):
     if name == "logistic":
         from sklearn.linear_model import LogisticRegression
@@ -100,7 +116,24 @@ class _TabularPipeline(BaseEstimator):
         raise NotImplementedError
 
     def _pipeline(self, name: str) -> Pipeline:
-        return Pipeline([("prep", _preprocessor()), ("model", self._estimator(name))])
+        estimator = self._estimator(name)
+        if getattr(self, "params", None):
+            estimator.set_params(**self.params)
+        return Pipeline([("prep", _preprocessor()), ("model", estimator)])
+
+    def search_space(self) -> dict:
+        """The tunable hyper-parameters of the chosen estimator (``medai tune``); ``auto`` has none of its own."""
+        if self.learner == "auto":
+            raise MedAIError("tuning searches one learner's space: give --learner (not auto), e.g. "
+                             f"{', '.join(self.candidates)}")
+        return _search_spaces().get(self.learner, {})
+
+    def with_hyperparameters(self, config: dict):
+        """An unfitted copy whose estimator takes ``config`` (on top of its defaults)."""
+        return clone(self).set_params(params={**(getattr(self, "params", None) or {}), **config})
+
+    def current_hyperparameters(self) -> dict:
+        return {**self._estimator(self.learner).get_params(), **(getattr(self, "params", None) or {})}
 
     def _check(self, X) -> None:
         if not isinstance(X, pd.DataFrame):
@@ -183,17 +216,20 @@ class TabularClassifier(ClassifierMixin, _TabularPipeline):
     auto_folds : folds of the internal CV used by ``learner="auto"``.
     n_classes : number of classes (``y`` holds 0..n_classes-1); ``None``: from ``y``. Classes absent from
         the training records get probability 0.
+    params : hyper-parameters of the chosen estimator over its defaults (what ``medai tune`` found), e.g.
+        ``{"C": 0.1}`` for logistic regression.
     """
 
     candidates = CLASSIFIERS
 
     def __init__(self, learner: str = "auto", calibration: str | None = None, seed: int = 0, auto_folds: int = 3,
-                 n_classes: int | None = None):
+                 n_classes: int | None = None, params: dict | None = None):
         self.learner = learner
         self.calibration = calibration
         self.seed = seed
         self.auto_folds = auto_folds
         self.n_classes = n_classes
+        self.params = params
 
     def _estimator(self, name: str):
         return _classifier(name, self.seed)
@@ -257,10 +293,11 @@ class TabularRegressor(RegressorMixin, _TabularPipeline):
 
     candidates = REGRESSORS
 
-    def __init__(self, learner: str = "auto", seed: int = 0, auto_folds: int = 3):
+    def __init__(self, learner: str = "auto", seed: int = 0, auto_folds: int = 3, params: dict | None = None):
         self.learner = learner
         self.seed = seed
         self.auto_folds = auto_folds
+        self.params = params
 
     def _estimator(self, name: str):
         return _regressor(name, self.seed)

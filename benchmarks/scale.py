@@ -1,0 +1,383 @@
+"""Scale-out on Ray, measured on a real local cluster (a head and one worker node, one CPU each).
+
+    python benchmarks/scale.py [batch] [cv] [tune] [distributed] [serve] [failure] [--rows 1000000]
+
+Every section appends its rows to runs/bench-scale/results.json and the table is rebuilt from all rows measured
+so far, then written to README.md (section ``scale``). The figures are what this machine gave: it has 2 cores
+shared with other work, so throughput ratios say little about a real cluster and are reported as measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+OUT = ROOT / "runs" / "bench-scale"
+RESULTS = OUT / "results.json"
+
+
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+
+
+def save(section: str, rows) -> None:
+    data = load_results()
+    data[section] = rows
+    OUT.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2, default=str))
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.0f}" for x in os.getloadavg())
+
+
+# -- models and inputs --------------------------------------------------------------------------------------
+def pima_model() -> Path:
+    from medai.road import TrainOptions, train_task
+
+    out = OUT / "models" / "pima-logistic"
+    if not (out / "manifest.json").is_file():
+        train_task("diabetes-pima", out, TrainOptions(learner="logistic", cv="none", n_boot=200, show_progress=False))
+    return out
+
+
+def pneumonia_model(epochs: int = 3) -> Path:
+    from medai.road import TrainOptions, train_task
+
+    out = OUT / "models" / "pneumonia-small-cnn"
+    if not (out / "manifest.json").is_file():
+        train_task("pneumonia-xray", out, TrainOptions(cv="none", n_boot=200, show_progress=False,
+                                                       extra={"epochs": epochs, "threads": 1}))
+    return out
+
+
+def pima_rows_parquet(rows: int) -> Path:
+    """``rows`` records drawn from Pima's (with noise), written in row groups so the writer's memory stays small."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from medai.data.registry import get_dataset
+
+    path = OUT / "inputs" / f"pima-{rows}.parquet"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = get_dataset("diabetes-pima").load().drop(columns=["diabetes"])
+    rng = np.random.default_rng(0)
+    tmp = path.with_suffix(".tmp")
+    writer = None
+    for start in range(0, rows, 100_000):
+        n = min(100_000, rows - start)
+        chunk = base.sample(n=n, replace=True, random_state=int(rng.integers(1 << 31))).reset_index(drop=True)
+        numeric = chunk.select_dtypes("number").columns
+        chunk[numeric] = chunk[numeric] * rng.normal(1, 0.02, size=(n, len(numeric)))
+        chunk.insert(0, "record_id", np.arange(start, start + n))
+        table = pa.Table.from_pandas(chunk, preserve_index=False)
+        writer = writer or pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table, row_group_size=50_000)
+    writer.close()
+    tmp.rename(path)
+    return path
+
+
+def pneumonia_png_folder() -> Path:
+    """PneumoniaMNIST's 4,708 training images as PNG files."""
+    import numpy as np
+    from PIL import Image
+
+    folder = OUT / "inputs" / "pneumonia-train-png"
+    if folder.is_dir() and len(list(folder.glob("*.png"))) == 4708:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    data = np.load(Path(os.environ["MEDAI_DATA_DIR"]) / "imaging" / "medmnist" / "pneumoniamnist.npz")
+    for i, image in enumerate(data["train_images"]):
+        Image.fromarray(image).save(folder / f"train-{i:05d}.png")
+    return folder
+
+
+# -- sections -----------------------------------------------------------------------------------------------
+DRIVER = """
+import json, os, resource, sys, time, threading
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+from pathlib import Path
+from medai.scale.cluster import connect
+from medai.scale.batch import predict_batches
+model, source, output, workers, batch = sys.argv[1:6]
+connect(sys.argv[6])
+t = time.perf_counter()
+result = predict_batches(Path(model), None, Path(source), Path(output), workers=int(workers), batch_size=int(batch))
+seconds = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"rows": result.rows, "seconds": seconds, "peak_mb": peak}))
+"""
+
+
+def batch_run(address: str, model: Path, source: Path, workers: int, batch: int) -> dict:
+    output = OUT / "outputs" / f"{source.stem}-{workers}w.parquet"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-c", DRIVER, str(model), str(source), str(output), str(workers),
+                           str(batch), address], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def section_batch(address: str, rows: int, images: bool = True) -> list[dict]:
+    out = []
+    model = pima_model()
+    small, large = pima_rows_parquet(rows // 10), pima_rows_parquet(rows)
+    for source, workers in ((small, 2), (large, 1), (large, 2)):
+        r = batch_run(address, model, source, workers, 50_000)
+        out.append({"what": f"tabular {r['rows']:,} rows", "workers": workers,
+                    "records_per_s": r["rows"] / r["seconds"], "seconds": r["seconds"],
+                    "driver_peak_mb": r["peak_mb"], "load": load_average()})
+        print(out[-1], flush=True)
+        save("batch", out)
+    if not images:
+        return out
+    folder = pneumonia_png_folder()
+    model = pneumonia_model()
+    for workers in (1, 2):
+        r = batch_run(address, model, folder, workers, 512)
+        out.append({"what": f"PneumoniaMNIST train images ({r['rows']:,} PNG)", "workers": workers,
+                    "records_per_s": r["rows"] / r["seconds"], "seconds": r["seconds"],
+                    "driver_peak_mb": r["peak_mb"], "load": load_average()})
+        print(out[-1], flush=True)
+    return out
+
+
+def section_cv(address: str) -> list[dict]:
+    from medai.parallel import using
+    from medai.road import TrainOptions, train_task
+    from medai.scale.cluster import connect
+    from medai.scale.executor import RayExecutor
+
+    options = dict(learner="logistic", cv="5x5", n_boot=1000, show_progress=False, seed=0)
+    t = time.perf_counter()
+    sequential = train_task("diabetes-pima", OUT / "cv-seq", TrainOptions(**options))
+    t_seq = time.perf_counter() - t
+    connect(address)
+    t = time.perf_counter()
+    with using(RayExecutor()):
+        on_ray = train_task("diabetes-pima", OUT / "cv-ray", TrainOptions(**options))
+    t_ray = time.perf_counter() - t
+    equal = sequential.metrics["cv"] == on_ray.metrics["cv"] and sequential.metrics["test"] == on_ray.metrics["test"]
+    row = {"what": "Pima logistic, CV 5x5 + 1000 bootstrap replicates", "equal": equal,
+           "cv_auroc": sequential.metrics["cv"]["auroc"]["mean"], "sequential_s": t_seq, "ray_s": t_ray,
+           "load": load_average()}
+    print(row, flush=True)
+    return [row]
+
+
+def section_tune(address: str, trials: int) -> list[dict]:
+    from medai.road import TrainOptions
+    from medai.scale.cluster import connect
+    from medai.scale.tune import tune_and_train
+
+    connect(address)
+    rows = []
+    runs = (("diabetes-pima", "lightgbm", "cv", {}), ("breast-ultrasound", "small-cnn", "val",
+                                                       {"epochs": 12, "threads": 1}))
+    for task, learner, objective, extra in runs:
+        t = time.perf_counter()
+        outcome = tune_and_train(task, None, TrainOptions(learner=learner, cv="none", n_boot=1000,
+                                                          show_progress=False, extra=extra),
+                                 OUT / f"tuned-{task}", trials=trials, objective=objective, say=print)
+        test = outcome.train.metrics["test"][outcome.metric]
+        rows.append({"task": task, "learner": learner, "objective": objective, "trials": trials,
+                     "stopped_early": sum(r["early_stopped"] for r in outcome.trials),
+                     "default_val": outcome.default_score, "tuned_val": outcome.best_score,
+                     "test": test, "metric": outcome.metric, "best": outcome.best,
+                     "seconds": time.perf_counter() - t, "load": load_average()})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def section_distributed(address: str, seeds: list[int], epochs: int) -> list[dict]:
+    from medai.parallel import training_with
+    from medai.road import TrainOptions, train_task
+    from medai.scale.cluster import connect
+    from medai.scale.distributed import RayTrainer
+
+    connect(address)
+    rows = []
+    for seed in seeds:
+        for workers in (1, 2):
+            options = TrainOptions(cv="none", n_boot=1000, show_progress=False, seed=seed,
+                                   extra={"epochs": epochs, "threads": 1})
+            t = time.perf_counter()
+            with training_with(RayTrainer(workers)):
+                result = train_task("pneumonia-xray", OUT / f"dist-{workers}w-s{seed}", options)
+            rows.append({"seed": seed, "workers": workers, "test_auroc": result.metrics["test"]["auroc"],
+                         "seconds": time.perf_counter() - t, "load": load_average()})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def _driver_with_a_crash(cluster, args: list[str], marker, delay: float) -> tuple[int, str, float]:
+    """Run a driver script, kill the worker node once ``marker()`` is true (plus ``delay`` s); its exit status."""
+    t = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None and not marker():
+        time.sleep(0.5)
+    time.sleep(delay)
+    killed_at = time.perf_counter() - t
+    if process.poll() is None:
+        cluster.kill_worker_node(0)
+    stdout, stderr = process.communicate()
+    return process.returncode, (stdout + stderr)[-600:], killed_at
+
+
+TUNE_DRIVER = """
+import os, sys
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+from pathlib import Path
+from medai.road import TrainOptions
+from medai.scale.cluster import connect
+from medai.scale.tune import tune_and_train
+connect(sys.argv[1])
+marker = Path(sys.argv[2])
+def say(message):
+    print(message, flush=True)
+    marker.touch()
+outcome = tune_and_train("diabetes-pima", None, TrainOptions(learner="random-forest", cv="none", n_boot=200,
+                         show_progress=False), Path(sys.argv[3]), trials=8, objective="cv", say=say)
+print("TUNED", len(outcome.trials), sum(r["finished"] for r in outcome.trials), flush=True)
+"""
+
+
+def section_failure(cluster, rows: int) -> list[dict]:
+    out = []
+    model, source = pima_model(), pima_rows_parquet(rows)
+    output = OUT / "outputs" / "after-crash.parquet"
+    output.unlink(missing_ok=True)
+
+    def predicting() -> bool:
+        return any(p.name.startswith(".after-crash") for p in output.parent.iterdir())
+
+    code, tail, at = _driver_with_a_crash(cluster, ["-c", DRIVER, str(model), str(source), str(output), "2",
+                                                    "20000", cluster.address], predicting, 3.0)
+    partial = [p.name for p in output.parent.iterdir() if ".partial" in p.name]
+    complete = output.is_file() and len(__import__("pandas").read_parquet(output, columns=[])) == rows
+    out.append({"what": f"batch inference, {rows:,} rows", "killed_after_s": at, "exit": code,
+                "outcome": "completed" if code == 0 and complete else ("failed: " + tail.strip().splitlines()[-1]
+                                                                      if tail.strip() else "failed"),
+                "partial_files_left": len(partial), "output_complete_or_absent": complete or not output.exists()})
+    print(out[-1], flush=True)
+    cluster.add_worker_node()
+    marker = OUT / "tune-started"
+    marker.unlink(missing_ok=True)
+    code, tail, at = _driver_with_a_crash(cluster, ["-c", TUNE_DRIVER, cluster.address, str(marker),
+                                                    str(OUT / "tuned-after-crash")], marker.exists, 20.0)
+    line = next((x for x in tail.splitlines() if x.startswith("TUNED")), "")
+    out.append({"what": "tuning, 8 trials (random forest, Pima, cv)", "killed_after_s": at, "exit": code,
+                "outcome": f"completed ({line})" if code == 0 else "failed: " + (tail.strip().splitlines() or [""])[-1],
+                "partial_files_left": 0, "output_complete_or_absent": code == 0 or not (OUT / "tuned-after-crash")
+                .exists()})
+    print(out[-1], flush=True)
+    cluster.add_worker_node()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("sections", nargs="*", default=["batch", "cv", "tune"])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--address", help="an already running cluster (else one is started here)")
+    parser.add_argument("--no-images", action="store_true", help="batch: the tabular files only")
+    args = parser.parse_args()
+    os.environ.setdefault("MEDAI_HOME", str(OUT / "home"))
+    from medai.scale.cluster import LocalCluster
+
+    cluster = None if args.address else LocalCluster(head_cpus=1, workers=1, worker_cpus=1,
+                                                     object_store_mb=300).start()
+    address = args.address or cluster.address
+    try:
+        for section in args.sections:
+            if section == "batch":
+                save("batch", section_batch(address, args.rows, images=not args.no_images))
+            elif section == "cv":
+                save("cv", section_cv(address))
+            elif section == "tune":
+                save("tune", section_tune(address, args.trials))
+            elif section == "distributed":
+                save("distributed", section_distributed(address, args.seeds, args.epochs))
+            elif section == "failure":
+                if cluster is None:
+                    raise SystemExit("the failure section kills a worker node: let it start its own cluster")
+                save("failure", section_failure(cluster, args.rows // 10))
+            else:
+                raise SystemExit(f"unknown section {section!r}")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    print(table())
+    from readme_table import update_readme
+
+    update_readme("scale", table())
+
+
+def _ci(entry) -> str:
+    return f"{entry['value']:.3f} ({entry['ci_low']:.3f}-{entry['ci_high']:.3f})"
+
+
+def table() -> str:
+    data = load_results()
+    lines = []
+    if data.get("batch"):
+        lines += ["| batch inference (seconds include starting the workers) | workers | records/s | seconds | driver "
+                  "peak RSS (MB) | load avg (1/5/15 min) |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['what']} | {r['workers']} | {r['records_per_s']:,.0f} | {r['seconds']:.1f} | "
+                  f"{r['driver_peak_mb']:.0f} | {r['load']} |" for r in data["batch"]]
+        lines.append("")
+    if data.get("cv"):
+        lines += ["| CV on Ray | identical to the sequential run | CV AUROC | sequential s | Ray s | load avg |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['what']} | {'yes' if r['equal'] else 'NO'} | {r['cv_auroc']:.4f} | {r['sequential_s']:.0f} | "
+                  f"{r['ray_s']:.0f} | {r['load']} |" for r in data["cv"]]
+        lines.append("")
+    if data.get("tune"):
+        lines += ["| tuning | learner | objective | trials (stopped early) | validation, default | validation, tuned |"
+                  " test (95% CI) of the tuned model | seconds |", "|---|---|---|---|---|---|---|---|"]
+        for r in data["tune"]:
+            default = "-" if r["default_val"] is None else f"{r['default_val']:.4f}"
+            lines.append(f"| {r['task']} ({r['metric']}) | {r['learner']} | {r['objective']} | {r['trials']} "
+                         f"({r['stopped_early']}) | {default} | {r['tuned_val']:.4f} | {_ci(r['test'])} | "
+                         f"{r['seconds']:.0f} |")
+        lines.append("")
+    if data.get("failure"):
+        lines += ["| a worker node killed during | killed after (s) | exit | outcome | partial files left | output "
+                  "complete or absent |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['what']} | {r['killed_after_s']:.0f} | {r['exit']} | {r['outcome']} | "
+                  f"{r['partial_files_left']} | {'yes' if r['output_complete_or_absent'] else 'NO'} |"
+                  for r in data["failure"]]
+        lines.append("")
+    if data.get("distributed"):
+        lines += ["| distributed training (PneumoniaMNIST, small CNN) | seed | workers | test AUROC (95% CI) "
+                  "| seconds |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| Ray Train, gloo | {r['seed']} | {r['workers']} | {_ci(r['test_auroc'])} | {r['seconds']:.0f} |"
+                  for r in data["distributed"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
