@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from test_service_support import wdbc_artifact  # noqa: F401
+from test_service_support import wdbc_artifact, wdbc_rows  # noqa: F401
 from web_support import ROLES, WebApp, csrf_of, make_keys, start_web
 
 from medai.serving.app import Settings, iter_routes
@@ -249,6 +249,19 @@ def test_models_table_and_card_for_each_role(web):
         assert ("Predict with this model" in page) == (role != "viewer")
         assert ("Set stage" in page) == (role == "admin")
         assert 'id="monitoring"' in page
+
+
+def test_model_page_shows_what_monitoring_recorded(web, wdbc_rows):
+    http = web.client()
+    web.sign_in("viewer", http)
+    assert "No monitoring results" in http.get("/models/wdbc").text
+    r = web.http.post("/v1/models/wdbc/predict", json={"records": wdbc_rows},
+                      headers={"Authorization": f"Bearer {web.keys['clinician']}"})
+    assert r.status_code == 200, r.text
+    web.state.recorder.flush()
+    page = http.get("/models/wdbc").text
+    assert "5 record(s) served since training, 0 with a known outcome" in page
+    assert "No monitoring results" not in page
 
 
 def test_promote_and_retire_go_through_the_admin_api(web):

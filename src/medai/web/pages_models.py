@@ -162,10 +162,24 @@ def render_markdown(text: str | None) -> str:
     return re.sub(r"<(/?)h([1-6])>", lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + 2, 6)}>", md.render(text))
 
 
-def monitoring_summary(detail: dict[str, Any]) -> dict[str, Any] | None:
-    """The model page's monitoring panel (drift alerts). Monitoring is built separately; until the service
-    reports it, the panel says so. Fill this from the monitoring API when it lands."""
-    return detail.get("monitoring")
+async def monitoring_summary(request: Request, user: SignedIn, name: str) -> dict[str, Any] | None:
+    """The model page's monitoring panel: what the monitoring API reports of the served version (records seen,
+    outcomes joined, drifted columns, current alerts); ``None`` when there is nothing to show (monitoring off,
+    no served records yet, or the API refused)."""
+    result = await user.api(request, "GET", f"/v1/models/{quote(name, safe='')}/monitoring",
+                            params={"plots": "false"})
+    if not result.ok:
+        return None
+    report = result.json()
+    counts, status = report.get("counts") or {}, report.get("status") or {}
+    if not counts.get("served"):
+        return None
+    drifted = list(status.get("drifted") or [])
+    summary = (f"Version {report.get('version')}: {counts['served']} record(s) served since training, "
+               f"{counts.get('with_outcome', 0)} with a known outcome. "
+               + (f"Drift in the latest window: {', '.join(map(str, drifted))}." if drifted
+                  else "No drift in the latest window."))
+    return {"summary": summary, "alerts": list(status.get("current_alerts") or []), "drift": bool(drifted)}
 
 
 @router.get("/models/{name}")
@@ -186,7 +200,7 @@ async def model_page(name: str, request: Request, notice: str | None = None,
             "card_html": render_markdown(detail.get("model_card")),
             "stages": STAGES,
             "notice": NOTICES.get(notice or ""),
-            "monitoring": monitoring_summary(detail),
+            "monitoring": await monitoring_summary(request, user, name),
         },
     )
 
