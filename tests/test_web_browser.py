@@ -176,6 +176,15 @@ def test_sign_in_per_role_models_and_card(page, live):
             assert page.get_by_role("heading", name="Model card", exact=True).is_visible()
             axe_check(page)
             shot(page, live, "model")
+            # the road's evaluation report: served under a CSP that runs no script (so axe cannot be injected
+            # there); its HTML is checked by axe as a document of its own
+            report = page.request.get("/models/wdbc/versions/1/report")
+            csp = report.headers["content-security-policy"]
+            assert report.ok and "default-src 'none'" in csp and "sandbox" in csp and "script" not in csp
+            page.goto("about:blank")
+            page.set_content(report.text())
+            axe_check(page)
+            page.goto("/models/wdbc")
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url("**/sign-in?notice=signed_out")
         assert page.get_by_text("You are signed out.").is_visible()
