@@ -257,7 +257,7 @@ def gateway(xray, tmp_path):
         g.stop()
 
 
-def wait_for(predicate, timeout: float = 60.0):
+def wait_for(predicate, timeout: float = 180.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
