@@ -218,7 +218,8 @@ def test_distributed_training_on_two_workers_gives_a_working_model(tmp_path, clu
     X[y == 1, :, 4:12, 4:12] += 0.4
     learner = ImageClassifier(network="small-cnn", epochs=3, batch_size=16, progress=False, patience=None,
                               num_threads=1, augment=False, warmup_epochs=0, lr=3e-3)
-    trainer = RayTrainer(workers=2, storage=tmp_path / "train")
+    # half a CPU each: the test cluster has two, and earlier tests' Ray Data actors may still hold part of one
+    trainer = RayTrainer(workers=2, storage=tmp_path / "train", cpus_per_worker=0.5)
     fitted = trainer.fit(learner, X[:64], y[:64], X[64:], y[64:])
     assert fitted.training_["workers"] == 2 and len(fitted.history_) == 3
     proba = fitted.predict_proba(X[64:])
@@ -227,6 +228,15 @@ def test_distributed_training_on_two_workers_gives_a_working_model(tmp_path, clu
 
     assert auroc(y[64:], proba[:, 1]) > 0.9  # it learned the bright square
     assert list((tmp_path / "train").rglob("*.safetensors")) or list((tmp_path / "train").rglob("checkpoint*"))
+
+
+def test_distributed_training_beyond_the_cluster_is_refused_not_left_waiting(tmp_path, cluster):
+    from medai.modalities.imaging.classifier import ImageClassifier
+    from medai.scale.distributed import RayTrainer
+
+    X, y = np.zeros((8, 1, 16, 16), dtype=np.float32), np.array([0, 1] * 4)
+    with pytest.raises(MedAIError, match="50 training workers need 50 free CPUs"):
+        RayTrainer(workers=50, storage=tmp_path / "train").fit(ImageClassifier(network="small-cnn", epochs=1), X, y)
 
 
 def test_serve_replicas_share_one_audit_chain_and_keep_auth(tmp_path, risk_model, cluster):

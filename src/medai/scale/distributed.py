@@ -39,13 +39,16 @@ def _train_loop(config: dict[str, Any]) -> None:
 
 
 class RayTrainer:
-    """Fits data-parallel learners on ``workers`` Ray Train workers (one CPU each)."""
+    """Fits data-parallel learners on ``workers`` Ray Train workers (``cpus_per_worker`` CPUs reserved each)."""
 
     def __init__(self, workers: int = 2, storage: Path | None = None, resume: bool = False, name: str | None = None,
-                 max_failures: int = 1):
+                 max_failures: int = 1, cpus_per_worker: float = 1.0):
         if workers < 1:
             raise MedAIError(f"--train-workers must be at least 1, got {workers}")
+        if not cpus_per_worker > 0:
+            raise MedAIError(f"CPUs per training worker must be above 0, got {cpus_per_worker}")
         self.workers, self.resume, self.max_failures = workers, resume, max_failures
+        self.cpus_per_worker = float(cpus_per_worker)
         self.storage = Path(storage or tempfile.mkdtemp(prefix="medai-train-")).resolve()
         self.name = name or f"medai-train-{int(time.time())}"
         self.last_result = None
@@ -58,6 +61,11 @@ class RayTrainer:
         from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
 
+        needed, free = self.workers * self.cpus_per_worker, float(ray.available_resources().get("CPU", 0.0))
+        if free < needed:  # Ray Train would wait for the CPUs for ever: say so instead
+            raise MedAIError(f"{self.workers} training workers need {needed:g} free CPUs; the Ray cluster has "
+                             f"{free:g} free of {ray.cluster_resources().get('CPU', 0):g}: use fewer "
+                             "--train-workers, or a larger cluster")
         checkpoint_dir = self.storage / self.name / "epochs"
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         payload = ray.put((learner, X, y, X_val, y_val))
@@ -65,7 +73,8 @@ class RayTrainer:
             _train_loop,
             train_loop_config={"payload": [payload], "checkpoint_dir": str(checkpoint_dir), "resume": self.resume},
             torch_config=TorchConfig(backend="gloo"),
-            scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False, resources_per_worker={"CPU": 1}),
+            scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False,
+                                         resources_per_worker={"CPU": self.cpus_per_worker}),
             run_config=RunConfig(name=self.name, storage_path=str(self.storage),
                                  failure_config=FailureConfig(max_failures=self.max_failures)),
         )
