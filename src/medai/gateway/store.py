@@ -211,12 +211,16 @@ class GatewayStore:
             session.execute(update(BatchRow).where(BatchRow.id == batch_id).values(**values))
 
     def finish(self, batch_id: str, status: str, error: str | None = None, outputs: Any = None) -> None:
-        self.set_batch(batch_id, status=status, error=error, outputs=outputs, finished_at=_now(), lease_until=None)
-        if status in ("unfit", "failed"):
-            with self._sessions.begin() as session:
+        """The batch's final state and, for ``unfit``/``failed``, its waiting instances', in one transaction (a
+        reader, or a restart, never sees a finished batch whose instances still wait)."""
+        now = _now()
+        with self._sessions.begin() as session:
+            session.execute(update(BatchRow).where(BatchRow.id == batch_id).values(
+                status=status, error=error, outputs=outputs, finished_at=now, lease_until=None))
+            if status in ("unfit", "failed"):
                 session.execute(update(InstanceRow).where(InstanceRow.batch_id == batch_id,
                                                           InstanceRow.status == "received")
-                                .values(status=status, error=(error or "")[:2000], finished_at=_now()))
+                                .values(status=status, error=(error or "")[:2000], finished_at=now))
 
     def retry(self, batch: BatchRow, error: str, delay_s: float) -> str:
         """Back to the queue after ``delay_s * 2**(attempt-1)``, or ``failed`` once attempts are used up."""
