@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,21 +168,7 @@ def monitoring_secret() -> bytes:
         if len(value) < 16:
             raise MedAIError("MEDAI_MONITOR_SECRET is too short: expected at least 16 characters")
         return value.encode()
-    path = config.home() / "monitor.key"
-    if not path.exists():
-        tmp = path.with_name(f".monitor.key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path.read_bytes()
+    return config.secret_file("monitor.key")
 
 
 def record_key(secret: bytes, model: str, record_id: Any) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import threading
 import time
@@ -121,24 +120,7 @@ def _service_metrics():
 def _deid_secret() -> bytes:
     """The installation's de-identification secret (keys the UID mapping), made once, readable by the owner
     only; several workers starting together agree on one (atomic create-if-absent through a hard link)."""
-    path = config.home() / "deid.key"
-    if not path.exists():
-        tmp = path.with_name(f".deid.key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    data = path.read_bytes()
-    if len(data) < 16:
-        raise MedAIError(f"{path}: de-identification secret is too short; delete it to make a new one")
-    return data
+    return config.secret_file("deid.key")
 
 
 class ServiceState:

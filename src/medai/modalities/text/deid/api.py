@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -18,25 +16,7 @@ from medai.modalities.text.deid.transform import Surrogates, transform, zip3
 def installation_secret() -> bytes:
     """The installation's de-identification secret (``MEDAI_HOME/deid.key``, the one the service keys DICOM UIDs
     with), made once, readable by the owner only."""
-    path = config.home() / "deid.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".deid.key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    data = path.read_bytes()
-    if len(data) < 16:
-        raise MedAIError(f"{path}: de-identification secret is too short; delete it to make a new one")
-    return data
+    return config.secret_file("deid.key")
 
 
 def deidentify_texts(texts: list[str], method: str = "tag", patients: list[str] | None = None,
