@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medai import config
 from medai.errors import IntegrityError, MedAIError, NotFoundError
+from medai.serving import heap
 from medai.serving.keys import AuthError, PermissionDeniedError
 from medai.serving.ratelimit import RateLimiterUnavailable
 from medai.serving.redact import redact_paths
@@ -209,6 +210,7 @@ class ServiceState:
                     self._models[key] = model
                     while len(self._models) > self.settings.model_cache_size:
                         self._models.popitem(last=False)
+                heap.settle()  # the model lives as long as the process: keep full GC passes from walking it
         return model
 
     def clean_leftovers(self) -> None:
@@ -252,6 +254,7 @@ class ServiceState:
 
             self.worker = JobWorker(self.jobs, self.run_job, poll_s=self.settings.job_poll_s)
             self.worker.start()
+        heap.settle()
 
     def observer(self, record, model, record_ids=None):
         """The road's ``observe`` hook for one prediction request (``None`` when monitoring is off)."""

@@ -1,0 +1,57 @@
+# ruff: noqa: F811  -- pytest fixtures imported from test_service_support are used as parameters
+"""The served process keeps full GC passes off what lives for ever (start-up, loaded models): ``heap.settle``."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from test_service_support import wdbc_artifact  # noqa: F401
+
+from medai.serving import heap
+
+
+class Node:
+    pass
+
+
+def test_settle_collects_garbage_cycles_then_freezes_survivors():
+    try:
+        garbage = Node()
+        garbage.me = garbage  # a reference cycle: only the cyclic collector frees it
+        gone = weakref.ref(garbage)
+        kept = Node()
+        kept.me = kept
+        stays = weakref.ref(kept)
+        del garbage
+        frozen = heap.settle()
+        assert gone() is None  # collected before freezing, not frozen as garbage
+        assert frozen == gc.get_freeze_count() > 0
+        del kept
+        gc.collect()
+        assert stays() is not None  # frozen: ordinary collections skip it (that is the point)
+        heap.settle()  # e.g. after a model was evicted from the cache and another loaded
+        assert stays() is None  # unfrozen, then collected
+    finally:
+        gc.unfreeze()
+
+
+def test_service_settles_after_start_and_after_each_model_load(monkeypatch, tmp_path, wdbc_artifact):
+    from fastapi.testclient import TestClient
+
+    from medai.registry import Registry
+    from medai.serving.app import create_app
+
+    monkeypatch.setenv("MEDAI_HOME", str(tmp_path))
+    monkeypatch.delenv("MEDAI_DATABASE_URL", raising=False)
+    calls = []
+    monkeypatch.setattr(heap, "settle", lambda: calls.append(1) or 0)
+    record = Registry().register(wdbc_artifact, name="wdbc")
+    app = create_app()
+    with TestClient(app):
+        assert len(calls) == 1  # start-up
+        state = app.state.medai
+        state.load_model(record)
+        assert len(calls) == 2  # the model's load
+        state.load_model(record)
+        assert len(calls) == 2  # cached: nothing new to freeze
