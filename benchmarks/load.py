@@ -175,6 +175,27 @@ def audit_check(home: Path, answered: list[tuple[int, str]]) -> dict:
             "answered_429_without_row": max(0, answered_429 - denied)}
 
 
+def table(report: dict) -> str:
+    capacity = report["capacity"]
+    lines = [f"Capacity, 1 worker, 8 connections, no rate limit: {capacity['rps']:.0f} req/s (p99 "
+             f"{capacity['p99_ms']:.1f} ms). Then 24 connections offering twice that for {report['duration_s']:.0f} s, "
+             "the per-key rate limit set to the capacity:", "",
+             "| workers | answered req/s | 200 / 429 | other errors | p50 ms | p99 ms (goal <= 50) | RSS growth after "
+             "warm-up (goal < 10%) | audit chain | answered without a row | load avg at the end (1/5/15 min) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(k for k in report if k.startswith("workers_")):
+        r = report[key]
+        audit = r.get("audit")
+        growth = "n/a" if r["rss_growth"] is None else f"{100 * r['rss_growth']:.1f}%"
+        lines.append(f"| {r['workers']} | {r['rps']:.0f} | {r['statuses'].get('200', r['statuses'].get(200, 0)):,} / "
+                     f"{r['statuses'].get('429', r['statuses'].get(429, 0)):,} | {r['errors_other_than_429']} | "
+                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {growth} | "
+                     + (f"{'verifies' if audit['chain_ok'] else 'BROKEN'} ({audit['rows_checked']:,} rows) | "
+                        f"{audit['answered_200_without_row']} |" if audit else "not checked | |")
+                     + " " + "/".join(f"{x:.1f}" for x in r.get("load_average", ())) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of overload per worker count")
@@ -226,7 +247,7 @@ def main() -> int:
             other_errors = sum(n for s, n in result["statuses"].items() if s not in (200, 429))
             result.update(workers=workers, offered_rps=round(2 * capacity, 1), rate_limit_per_s=limit,
                           errors_other_than_429=other_errors + result["connection_errors"],
-                          rss_growth=rss_growth(result["rss_mb"]))
+                          rss_growth=rss_growth(result["rss_mb"]), load_average=os.getloadavg())
             if workers > 1:
                 result["audit"] = audit_check(home, answered)
             report[f"workers_{workers}"] = result
@@ -249,6 +270,9 @@ def main() -> int:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "load.json").write_text(json.dumps(report, indent=2))
+    from readme_table import update_readme
+
+    update_readme("load", table(report))
     print("goals met" if ok else "GOALS MISSED")
     return 0 if ok else 1
 
