@@ -227,6 +227,107 @@ def section_distributed(address: str, seeds: list[int], epochs: int) -> list[dic
     return rows
 
 
+def _concrete(path: str) -> str:
+    import re
+
+    return re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0) == "{version}" else "pima", path)
+
+
+def _auth_holds(http, keys: dict[str, str]) -> dict:
+    """Every API route without a key -> 401; every admin route with a viewer's or a clinician's key -> 403."""
+    from medai.serving.app import create_app, iter_routes
+
+    checked, broken = 0, []
+    for path, methods, _ in iter_routes(create_app()):
+        if not (path.startswith("/v1/") or path == "/metrics"):
+            continue
+        for method in sorted(methods - {"HEAD", "OPTIONS"}):
+            target = "/v1/admin/keys/000000000000" if path.endswith("/keys/{key_id}") else _concrete(path)
+            tries = [(None, 401)]
+            if path.startswith("/v1/admin/"):
+                tries += [(keys["viewer"], 403), (keys["clinician"], 403)]
+            for key, expected in tries:
+                headers = {"Authorization": f"Bearer {key}"} if key else {}
+                status = http.request(method, target, headers=headers).status_code
+                checked += 1
+                if status != expected:
+                    broken.append(f"{method} {path}: {status} (expected {expected})")
+    return {"checked": checked, "broken": broken}
+
+
+def section_serve(address: str, predictions: int, connections: int, replicas: int) -> list[dict]:
+    """``replicas`` Serve replicas behind one HTTP proxy, ``predictions`` single-record predictions from
+    ``connections`` keep-alive connections; then the audit chain must verify and every answered prediction
+    must have its row (each body is unique, so its row is found by the body's sha256)."""
+    import concurrent.futures
+    import hashlib
+
+    import httpx
+
+    from medai.data.registry import get_dataset
+    from medai.privacy.audit import AuditLog
+    from medai.registry import Registry
+    from medai.scale.cluster import connect, free_port
+    from medai.scale.serve import deploy, shutdown
+    from medai.serving.keys import KeyStore
+
+    os.environ["MEDAI_RATE_LIMIT"] = str(10 * predictions)  # measure the replicas, not the per-key limiter
+    model = pima_model()
+    if not any(m.name == "pima" for m in Registry().list_models()):
+        Registry().register(model, name="pima")
+    keys = {role: KeyStore().create(f"bench-serve-{role}", role)[1] for role in ("clinician", "viewer")}
+    record = get_dataset("diabetes-pima").load().drop(columns=["diabetes"]).iloc[0].to_dict()
+    record = {k: (None if v != v else v) for k, v in record.items()}  # missing values travel as JSON null
+    connect(address)
+    url = deploy(replicas=replicas, host="127.0.0.1", port=free_port())
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            for _ in range(120):  # the replicas start while Serve answers 503 / connection errors
+                try:
+                    if http.get("/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(2)
+            auth = _auth_holds(http, keys)
+        before = AuditLog().count()
+        per_connection = predictions // connections
+        headers = {"Authorization": f"Bearer {keys['clinician']}", "Content-Type": "application/json"}
+
+        def one_connection(c: int) -> list[tuple[int, str, float]]:
+            out = []
+            with httpx.Client(base_url=url, timeout=120) as http:
+                for i in range(per_connection):
+                    body = json.dumps({"records": [dict(record, bmi=float(f"30.{c:02d}{i:06d}1"))]}).encode()
+                    t = time.perf_counter()
+                    status = http.post("/v1/models/pima/predict", content=body, headers=headers).status_code
+                    out.append((status, hashlib.sha256(body).hexdigest(), time.perf_counter() - t))
+            return out
+
+        t = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(connections) as pool:
+            answered = [a for chunk in pool.map(one_connection, range(connections)) for a in chunk]
+        seconds = time.perf_counter() - t
+    finally:
+        shutdown()
+    log = AuditLog()
+    rows = {r["input_sha256"] for r in log.export() if r["action"] == "predict" and r["status_code"] == 200}
+    verify = log.verify()
+    latencies = sorted(a[2] for a in answered)
+    statuses: dict[int, int] = {}
+    for status, _, _ in answered:
+        statuses[status] = statuses.get(status, 0) + 1
+    row = {"replicas": replicas, "connections": connections, "predictions": len(answered), "statuses": statuses,
+           "seconds": seconds, "per_s": len(answered) / seconds,
+           "p50_ms": 1000 * latencies[len(latencies) // 2],
+           "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+           "audit_rows_added": log.count() - before, "chain_ok": verify.ok, "rows_checked": verify.checked,
+           "answered_200_without_row": sum(1 for s, d, _ in answered if s == 200 and d not in rows),
+           "auth_checks": auth["checked"], "auth_broken": auth["broken"], "load": load_average()}
+    print(row, flush=True)
+    return [row]
+
+
 def _driver_with_a_crash(cluster, args: list[str], marker, delay: float) -> tuple[int, str, float]:
     """Run a driver script, kill the worker node once ``marker()`` is true (plus ``delay`` s); its exit status."""
     t = time.perf_counter()
@@ -301,6 +402,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--address", help="an already running cluster (else one is started here)")
     parser.add_argument("--no-images", action="store_true", help="batch: the tabular files only")
+    parser.add_argument("--predictions", type=int, default=10_000, help="serve: predictions sent")
+    parser.add_argument("--replicas", type=int, default=2, help="serve: Ray Serve replicas")
     args = parser.parse_args()
     os.environ.setdefault("MEDAI_HOME", str(OUT / "home"))
     from medai.scale.cluster import LocalCluster
@@ -318,6 +421,8 @@ def main() -> None:
                 save("tune", section_tune(address, args.trials))
             elif section == "distributed":
                 save("distributed", section_distributed(address, args.seeds, args.epochs))
+            elif section == "serve":
+                save("serve", section_serve(address, args.predictions, 8, args.replicas))
             elif section == "failure":
                 if cluster is None:
                     raise SystemExit("the failure section kills a worker node: let it start its own cluster")
@@ -361,6 +466,17 @@ def table() -> str:
             lines.append(f"| {r['task']} ({r['metric']}) | {r['learner']} | {r['objective']} | {r['trials']} "
                          f"({r['stopped_early']}) | {default} | {r['tuned_val']:.4f} | {_ci(r['test'])} | "
                          f"{r['seconds']:.0f} |")
+        lines.append("")
+    if data.get("serve"):
+        lines += ["| Ray Serve | replicas | connections | predictions answered (status: count) | per s | p50 / p99 ms "
+                  "| audit chain | answered without an audit row | auth checks (broken) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| Pima logistic, one record per request | {r['replicas']} | {r['connections']} | "
+                  f"{r['predictions']:,} ({', '.join(f'{k}: {v:,}' for k, v in r['statuses'].items())}) | "
+                  f"{r['per_s']:.0f} | {r['p50_ms']:.0f} / {r['p99_ms']:.0f} | "
+                  f"{'verifies' if r['chain_ok'] else 'BROKEN'} ({r['rows_checked']:,} rows) | "
+                  f"{r['answered_200_without_row']} | {r['auth_checks']} ({len(r['auth_broken'])}) |"
+                  for r in data["serve"]]
         lines.append("")
     if data.get("failure"):
         lines += ["| a worker node killed during | killed after (s) | exit | outcome | partial files left | output "
