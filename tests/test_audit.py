@@ -338,3 +338,38 @@ def test_verify_is_not_fooled_by_a_concurrent_writer(database_url):
     bad = [r for r in results if not r.ok]
     assert not bad, bad[0]
     assert AuditLog(database_url).verify().ok
+
+
+def _append_from_another_process(url: str, n: int) -> None:
+    log = AuditLog(url)
+    for j in range(n):
+        log.record("predict", detail={"j": j})
+
+
+def test_sqlite_appenders_in_several_processes_queue_on_the_lock_file(tmp_path):
+    import fcntl
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    log = AuditLog(url)
+    log.record("start")
+    lock_path = tmp_path / "audit.db.audit-lock"
+    assert lock_path.is_file()
+    with open(lock_path, "a+b") as held:  # another process holds the writers' lock: an append must wait for it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=log.record, args=("predict",))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and log.count() == 1
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiting.join(10)
+    assert not waiting.is_alive() and log.count() == 2
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_from_another_process, args=(url, 40)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    result = AuditLog(url).verify()
+    assert result.ok and result.checked == 2 + 3 * 40, result
