@@ -79,6 +79,11 @@ def _sign(evaluator) -> float:
 def _trial(config: dict, search: _Search) -> None:
     from ray import tune
 
+    evaluate(config, search, tune.report)
+
+
+def evaluate(config: dict, search: _Search, report) -> float:
+    """Score one configuration (signed: higher is better), calling ``report`` with each intermediate score."""
     learner = with_hyperparameters(search.learner, config)
     headline, sign = search.evaluator.headline, _sign(search.evaluator)
     if search.objective == "cv":
@@ -88,21 +93,19 @@ def _trial(config: dict, search: _Search) -> None:
                                          take(search.X_train, train_idx), search.y_train[train_idx])
             s = search.evaluator.scores(fitted, take(search.X_train, test_idx), search.target)
             scores.append(search.evaluator.cv_fold_metrics(search.y_train_outcome[test_idx], s)[headline])
-            tune.report({"score": sign * float(np.nanmean(scores)), "final": len(scores) == len(search.folds)})
-        return
-
-    epochs = [0]
+            report({"score": sign * float(np.nanmean(scores)), "final": len(scores) == len(search.folds)})
+        return sign * float(np.nanmean(scores))
 
     def per_epoch(record: dict[str, float]) -> None:
         if "val_auroc" in record:
-            epochs[0] += 1
-            tune.report({"score": float(record["val_auroc"]), "final": False})
+            report({"score": float(record["val_auroc"]), "final": False})
 
     with reporting_to(per_epoch):
         fitted = search.modality.fit(learner, search.X_train, search.y_train, search.X_val, search.y_val_fit)
     s = search.evaluator.scores(fitted, search.X_val, search.target)
-    score = search.evaluator.cv_fold_metrics(search.y_val, s)[headline]
-    tune.report({"score": sign * float(score), "final": True})
+    score = sign * float(search.evaluator.cv_fold_metrics(search.y_val, s)[headline])
+    report({"score": score, "final": True})
+    return score
 
 
 def _prepare(task_name: str | None, data: Path | None, options: TrainOptions):
@@ -207,12 +210,28 @@ def _run_search(search: _Search, space: dict, start: dict, trials: int, seed: in
     if not complete:
         errors = [r["error"] for r in rows if r["error"]]
         raise MedAIError("no tuning trial finished" + (f": {errors[0]}" if errors else ""))
-    best = max(complete, key=lambda r: r["score"])
-    default_row = next((r for r in complete if start and _same(r["config"], start)), None)
     for row in rows:
         row["early_stopped"] = not row["finished"] and row["error"] is None
         row["default"] = bool(start) and _same(row["config"], start)
+    default_row = finish_default(rows, complete, start, lambda: evaluate(start, search, lambda _metrics: None))
+    best = max(complete, key=lambda r: r["score"])
     return rows, dict(best["config"]), default_row["score"] if default_row else None, best["score"]
+
+
+def finish_default(rows: list[dict], complete: list[dict], start: dict, score_default) -> dict | None:
+    """The default configuration's row, finished: where the scheduler stopped it early (or it failed), it is
+    scored here to the end (``score_default()``) and added to ``complete``, so the tuned model is always
+    compared with the default, and is never worse than it on validation."""
+    default_row = next((r for r in rows if r.get("default")), None)
+    if not start or (default_row is not None and default_row["finished"] and default_row["score"] is not None):
+        return default_row
+    if default_row is None:
+        default_row = {"trial": len(rows), "config": dict(start), "iterations": 0, "error": None,
+                       "early_stopped": False, "default": True}
+        rows.append(default_row)
+    default_row.update(score=score_default(), finished=True, completed_after_search=True)
+    complete.append(default_row)
+    return default_row
 
 
 def _same(config: dict, start: dict) -> bool:
