@@ -96,8 +96,13 @@ def evaluate(config: dict, search: _Search, report) -> float:
             report({"score": sign * float(np.nanmean(scores)), "final": len(scores) == len(search.folds)})
         return sign * float(np.nanmean(scores))
 
+    epochs, reported = int(getattr(search.learner, "epochs", 0) or 0), [0]
+
     def per_epoch(record: dict[str, float]) -> None:
-        if "val_auroc" in record:
+        # at most one report per epoch: the scheduler's budget is epochs + 1 reports, and a report past it (a
+        # learner that reports its restored best epoch again) would end the trial before its final score
+        if "val_auroc" in record and reported[0] < epochs:
+            reported[0] += 1
             report({"score": float(record["val_auroc"]), "final": False})
 
     with reporting_to(per_epoch):
