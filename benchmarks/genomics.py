@@ -63,6 +63,10 @@ def splice_model(name: str, seed: int, epochs: int):
         return KmerClassifier(model="svm", features="auto", seed=seed)
     if name == "MedAI CNN":
         return SequenceCNN(alphabet="dna", length=60, epochs=epochs, seed=seed)
+    if name == "MedAI WD-kernel SVM":
+        from medai.modalities.sequences.wdkernel import WDKernelSVM
+
+        return WDKernelSVM(seed=seed)  # degree, shift and C by inner CV on the training records
     raise KeyError(name)
 
 
