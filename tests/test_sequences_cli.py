@@ -218,7 +218,7 @@ def test_the_weighted_degree_svm_round_trip_through_the_cli_and_the_service(tmp_
     assert code == 0, err
     metrics = json.loads(stdout)
     assert metrics["learner"].startswith("SVM on the weighted-degree kernel (degree 8")
-    assert metrics["training"]["degree"] == 8 and len(metrics["training"]["inner_cv"]) == 2 * 3
+    assert metrics["training"]["degree"] == 8 and len(metrics["training"]["inner_cv"]) == 2 * 4  # 2 shifts x 4 C
     assert metrics["test"]["accuracy"]["value"] > 0.85
     code, stdout, err = run(["predict", tmp_path / "wd", "--sequence", DONOR, "--sequence", DONOR.lower(), "--json"],
                             capsys)

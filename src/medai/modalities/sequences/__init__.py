@@ -94,9 +94,9 @@ class SequencesModality(Modality):
         CliOption("--features", "Sequences: spectrum or positional k-mers (default: positional for aligned "
                   "sequences of one length).", commands=_TRAIN),
         CliOption("--wd-degree", "Sequences (wd-svm): longest k-mer of the weighted-degree kernel, or a list like "
-                  "8,16,24 for the inner CV to choose from (default 8,16,24).", commands=_TRAIN),
+                  "8,16 for the inner CV to choose from (default 8,16).", commands=_TRAIN),
         CliOption("--wd-shift", "Sequences (wd-svm): largest shift of the weighted-degree kernel, or a list like "
-                  "0,1,3 for the inner CV to choose from (default 0,1,3).", commands=_TRAIN),
+                  "0,1,2 for the inner CV to choose from (default 0,1,2).", commands=_TRAIN),
         CliOption("--epochs", "Sequences (CNN): maximum training epochs.", int, commands=_TRAIN),
         CliOption("--reverse-complement", "Sequences (CNN, DNA): train on reverse complements too and average "
                   "both strands at prediction.", is_flag=True, commands=_TRAIN),

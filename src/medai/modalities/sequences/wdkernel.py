@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 from medai.errors import MedAIError
 from medai.modalities.sequences.alphabet import Alphabet
 
-DEGREES, SHIFTS, C_GRID = "8,16,24", "0,1,3", (0.3, 1.0, 3.0)
+DEGREES, SHIFTS, C_GRID = "8,16", "0,1,2", (0.3, 1.0, 3.0, 10.0)
 MAX_RECORDS = 30_000  # the training kernel is n x n: 30,000 records already need 3.6 GB per setting
 _UNKNOWN = 254  # an expanded ambiguity code: on the right-hand side it becomes 255, so it matches nothing
 BLOCK_PAIRS = 2_000_000  # pairs per block of rows: bounds the memory of the intermediate arrays
