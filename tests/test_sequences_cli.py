@@ -241,7 +241,11 @@ def test_the_weighted_degree_svm_round_trip_through_the_cli_and_the_service(tmp_
     frame = splice(60, seed=2)
     frame.loc[0, "Sequence"] = frame.loc[0, "Sequence"][:50]
     frame.to_csv(tmp_path / "ragged.csv", index=False)
-    _bad(capsys, ["train", "--data", tmp_path / "ragged.csv", "--target", "Class", "--learner", "wd-svm", "--out",
-                  tmp_path / "r"], "learner wd-svm) compares aligned sequences of one length", tmp_path / "r")
+    code, _, err = run(["train", "--data", tmp_path / "ragged.csv", "--target", "Class", "--learner", "wd-svm",
+                        "--out", tmp_path / "r"], capsys)  # refused once the lengths are read, after the notes
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "r").exists(), err
+    assert last.startswith("error: the weighted-degree kernel (learner wd-svm) compares aligned sequences of one "
+                           "length; these vary (50-60)"), err
     _bad(capsys, ["train", "--data", tmp_path / "s.csv", "--target", "Class", "--learner", "wd-svm", "--wd-shift",
                   "-2", "--out", tmp_path / "x"], "--wd-shift must be 0 or more", tmp_path / "x")
