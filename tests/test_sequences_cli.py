@@ -230,7 +230,9 @@ def test_the_weighted_degree_svm_round_trip_through_the_cli_and_the_service(tmp_
     code, stdout, err = run(["explain", tmp_path / "wd", "--sequence", DONOR, "--json", "-o", tmp_path / "w.png"],
                             capsys)
     assert code == 0, err
-    assert json.loads(stdout)[0]["method"] == "in-silico mutagenesis" and (tmp_path / "w.png").exists()
+    row = json.loads(stdout)[0]
+    assert row["method"] == "in-silico mutagenesis" and (tmp_path / "w.png").exists()
+    assert {31, 32} & {int(c["feature"].split()[1]) for c in row["contributions"][:3]}  # the GT after the boundary
     Registry().register(tmp_path / "wd", name="splice-wd")
     app = create_app(Settings(job_poll_s=0.05, rate_limit=100_000))
     with TestClient(app, raise_server_exceptions=False) as http:
