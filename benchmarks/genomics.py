@@ -7,7 +7,8 @@ Splice junctions (UCI primate splice-junction sequences, 3,190 windows of 60 nt,
   95% bootstrap CI.
 Models: ``MedAI WD-kernel SVM`` (learner ``wd-svm``: an SVM on the weighted-degree kernel with shifts, degree,
 shift and C by inner CV on the training records, calibrated on out-of-fold decision values), ``MedAI k-mer SVM``
-(positional k-mers, k and C by inner CV, Platt-calibrated: the modality's default), ``MedAI CNN`` (the modality's 1-D CNN), ``MedAI SVM+CNN`` (mean of both probabilities), ``peer k-mer SVM``
+(positional k-mers, k and C by inner CV, Platt-calibrated: the modality's default), ``MedAI CNN`` (the
+modality's 1-D CNN), ``MedAI SVM+CNN`` (mean of the k-mer SVM's and the CNN's probabilities), ``peer k-mer SVM``
 (plain spectrum 3-mer counts, scikit-learn LinearSVC defaults), ``peer RF(500) one-hot`` (scikit-learn
 RandomForest on one-hot positions). Published beside: KBANN (Towell et al. 1990) about 0.95.
 
@@ -187,7 +188,8 @@ def table(results: dict) -> str:
                          f"{entry['cv_spec']} | "
                          f"{ci(entry['test'], 'value')} | {entry['wall_s']:.0f} |")
     if "splice::MedAI CNN" not in results:  # CPU hours: rerun with --models "MedAI CNN,MedAI SVM+CNN"
-        lines += ["| MedAI CNN (earlier run of this benchmark, README of b145e6c) | not run | | 0.967 (0.951-0.980) | 904 |",
+        lines += ["| MedAI CNN (earlier run of this benchmark, README of b145e6c) | not run | | 0.967 (0.951-0.980) "
+                  "| 904 |",
                   "| MedAI SVM+CNN (earlier run, k-mer SVM + CNN) | not run | | 0.969 (0.955-0.981) | |"]
     lines += ["| KBANN (Towell et al. 1990, published) | about 0.95 | | | |",
               "| RF on one-hot (measured here before, per the issue) | 0.967 | | | |", "",
