@@ -182,7 +182,9 @@ def table(results: dict) -> str:
     lines = ["**Splice junctions** (UCI, 3,190 windows, 3 classes; accuracy; target >= 0.97)", "",
              "| model | stratified CV accuracy (95% CI) | folds | held-out test accuracy (95% CI), n=638 | "
              "wall s |", "|---|---|---|---|---|"]
-    for key, entry in results.items():
+    order = sorted(results, key=lambda key: (not key.split("::", 1)[-1].startswith("MedAI"), key.lower()))
+    for key in order:
+        entry = results[key]
         if key.startswith("splice::"):
             lines.append(f"| {key.split('::', 1)[1]} | {ci(entry['cv']) if entry['cv'] else 'not run'} | "
                          f"{entry['cv_spec']} | "
