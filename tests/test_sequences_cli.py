@@ -201,3 +201,53 @@ def test_the_svm_and_cnn_ensemble_round_trip(tmp_path, capsys):
     code, stdout, err = run(["predict", tmp_path / "e", "--sequence", DONOR, "--json"], capsys)
     assert code == 0, err
     assert json.loads(stdout)[0]["label"] in ("EI", "IE", "N")
+
+
+def test_the_weighted_degree_svm_round_trip_through_the_cli_and_the_service(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from medai.client import Client
+    from medai.registry import Registry
+    from medai.road import load_model
+    from medai.serving.app import Settings, create_app
+
+    splice(400, seed=4).to_csv(tmp_path / "s.csv", index=False)
+    code, stdout, err = run(["train", "--data", tmp_path / "s.csv", "--target", "Class", "--learner", "wd-svm",
+                             "--wd-degree", "8", "--wd-shift", "0,1", "--cv", "none", "--out", tmp_path / "wd",
+                             "--json", "--no-register"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["learner"].startswith("SVM on the weighted-degree kernel (degree 8")
+    assert metrics["training"]["degree"] == 8 and len(metrics["training"]["inner_cv"]) == 2 * 4  # 2 shifts x 4 C
+    assert metrics["test"]["accuracy"]["value"] > 0.85
+    code, stdout, err = run(["predict", tmp_path / "wd", "--sequence", DONOR, "--sequence", DONOR.lower(), "--json"],
+                            capsys)
+    assert code == 0, err
+    assert [row["label"] for row in json.loads(stdout)] == ["EI", "EI"]
+    loaded = load_model(tmp_path / "wd")
+    assert type(loaded.learner).__name__ == "WDKernelSVM"
+    assert np.allclose(loaded.learner.predict_proba([DONOR]).sum(axis=1), 1)
+    code, stdout, err = run(["explain", tmp_path / "wd", "--sequence", DONOR, "--json", "-o", tmp_path / "w.png"],
+                            capsys)
+    assert code == 0, err
+    row = json.loads(stdout)[0]
+    assert row["method"] == "in-silico mutagenesis" and (tmp_path / "w.png").exists()
+    assert {31, 32} & {int(c["feature"].split()[1]) for c in row["contributions"][:3]}  # the GT after the boundary
+    Registry().register(tmp_path / "wd", name="splice-wd")
+    app = create_app(Settings(job_poll_s=0.05, rate_limit=100_000))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        _, key = app.state.medai.keys.create("c", "clinician")
+        answer = Client(key=key, http=http).predict("splice-wd", [{"sequence": DONOR}])
+        assert answer["predictions"][0]["label"] == "EI"
+    _bad(capsys, ["predict", tmp_path / "wd", "--sequence", "ACGTACGT"], "aligned sequences of one length (60)")
+    frame = splice(60, seed=2)
+    frame.loc[0, "Sequence"] = frame.loc[0, "Sequence"][:50]
+    frame.to_csv(tmp_path / "ragged.csv", index=False)
+    code, _, err = run(["train", "--data", tmp_path / "ragged.csv", "--target", "Class", "--learner", "wd-svm",
+                        "--out", tmp_path / "r"], capsys)  # refused once the lengths are read, after the notes
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "r").exists(), err
+    assert last.startswith("error: the weighted-degree kernel (learner wd-svm) compares aligned sequences of one "
+                           "length; these vary (50-60)"), err
+    _bad(capsys, ["train", "--data", tmp_path / "s.csv", "--target", "Class", "--learner", "wd-svm", "--wd-shift",
+                  "-2", "--out", tmp_path / "x"], "--wd-shift must be 0 or more", tmp_path / "x")

@@ -22,10 +22,10 @@ from medai.errors import MedAIError
 from medai.modalities import RECORDS, CliOption, Modality, register_modality
 
 KMER_LEARNERS = ("svm", "logistic", "gbm")
-LEARNERS = (*KMER_LEARNERS, "cnn", "ensemble", "auto")
+LEARNERS = (*KMER_LEARNERS, "wd-svm", "cnn", "ensemble", "auto")
 ALIASES = {"kmer-svm": "svm", "linear-svm": "svm", "lr": "logistic", "logreg": "logistic", "lightgbm": "gbm",
            "boosting": "gbm", "conv": "cnn", "1d-cnn": "cnn",
-           "svm+cnn": "ensemble"}
+           "svm+cnn": "ensemble", "wd": "wd-svm", "weighted-degree": "wd-svm", "wdsvm": "wd-svm"}
 _TRAIN, _READ = ("train",), ("train", "predict", "evaluate", "explain")
 
 
@@ -59,6 +59,11 @@ def check_options(options) -> None:
                              f"got {value!r}")
     if extra.get("k") is not None:
         parse_k_range(extra["k"])
+    from medai.modalities.sequences.wdkernel import parse_grid
+
+    for key, low in (("wd_degree", 1), ("wd_shift", 0)):
+        if extra.get(key) is not None:
+            parse_grid(extra[key], "--" + key.replace("_", "-"), low)
     if extra.get("reverse_complement") and str(extra.get("alphabet") or "dna").lower() != "dna":
         raise MedAIError("--reverse-complement applies to DNA sequences")
 
@@ -88,6 +93,10 @@ class SequencesModality(Modality):
                   commands=_TRAIN),
         CliOption("--features", "Sequences: spectrum or positional k-mers (default: positional for aligned "
                   "sequences of one length).", commands=_TRAIN),
+        CliOption("--wd-degree", "Sequences (wd-svm): longest k-mer of the weighted-degree kernel, or a list like "
+                  "8,16 for the inner CV to choose from (default 8,16).", commands=_TRAIN),
+        CliOption("--wd-shift", "Sequences (wd-svm): largest shift of the weighted-degree kernel, or a list like "
+                  "0,1,2 for the inner CV to choose from (default 0,1,2).", commands=_TRAIN),
         CliOption("--epochs", "Sequences (CNN): maximum training epochs.", int, commands=_TRAIN),
         CliOption("--reverse-complement", "Sequences (CNN, DNA): train on reverse complements too and average "
                   "both strands at prediction.", is_flag=True, commands=_TRAIN),
@@ -165,6 +174,17 @@ class SequencesModality(Modality):
 
             return SequenceEnsemble(kmer=self.make_learner("svm", target, options, task, dataset),
                                     cnn=self.make_learner("cnn", target, options, task, dataset))
+        if name == "wd-svm":
+            from medai.modalities.sequences.wdkernel import DEGREES, SHIFTS, WDKernelSVM
+
+            lengths = settings["lengths"]
+            if lengths["min"] != lengths["max"]:
+                raise MedAIError("the weighted-degree kernel (learner wd-svm) compares aligned sequences of one "
+                                 f"length; these vary ({lengths['min']}-{lengths['max']}): use learner svm "
+                                 "(spectrum k-mers) or cnn")
+            return WDKernelSVM(degree=str(extra.get("wd_degree") or DEGREES),
+                               shift=str(extra.get("wd_shift") or SHIFTS),
+                               alphabet=settings["alphabet"], ambiguity=settings["ambiguity"], seed=options.seed)
         if name == "cnn":
             from medai.modalities.sequences.cnn import SequenceCNN
 
@@ -202,6 +222,9 @@ class SequencesModality(Modality):
         if hasattr(learner, "kmer_member"):
             training = {"k": int(member.k_), "features": member.features_, "C": float(member.C_),
                         "cnn_best_epoch": int(learner.cnn_.best_epoch_)}
+        elif hasattr(learner, "degree_"):
+            training = {"degree": int(learner.degree_), "shift": int(learner.shift_), "C": float(learner.C_),
+                        "inner_cv": learner.search_}
         elif hasattr(learner, "k_"):
             training = {"k": int(learner.k_), "features": learner.features_, "C": float(learner.C_),
                         "inner_cv": learner.search_}

@@ -30,6 +30,6 @@ register_dataset(DatasetSpec(
 register_task(Task(
     name="splice-junctions", modality="sequences", kind="multiclass", dataset="uci-splice-junctions",
     target="Class", description="Splice junction type of a 60-nt primate DNA window: EI (donor), IE (acceptor) or N",
-    split=SplitProtocol(kind="stratified", val_size=0.15, test_size=0.2, cv="5x3"), default_learner="svm",
+    split=SplitProtocol(kind="stratified", val_size=0.15, test_size=0.2, cv="5x3"), default_learner="wd-svm",
     intended_use="Research annotation of candidate splice sites in primate DNA; not a clinical variant classifier.",
     options={"sequence_column": "Sequence", "id_column": "Donor"}))
