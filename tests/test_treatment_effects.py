@@ -103,7 +103,7 @@ def test_econml_learners_estimate_effects_with_intervals():
     for learner in ("s", "x", "dr", "causal-forest"):
         model = EffectLearner(learner=learner, base="ridge", n_bootstrap=3, seed=0).fit(X, y)
         effects = model.predict_effects(X)
-        assert effects.shape == (300, 2, 5), learner
+        assert effects.shape == (300, 2, 6), learner
         assert np.sqrt(np.mean((effects[:, 1, 1] - y[:, 2]) ** 2)) < 1.2, learner
         assert (effects[:, 1, 2] <= effects[:, 1, 1] + 1e-9).all()
         assert (effects[:, 1, 1] <= effects[:, 1, 3] + 1e-9).all()
@@ -139,3 +139,89 @@ def test_recommend_refuses_other_kinds(tmp_path, capsys):
                                                                 extra={"time": "days", "event": "died"}))
     code, _, err = run(["recommend", tmp_path / "m", tmp_path / "s.csv"], capsys)
     assert code == 2 and "treatment-effect model" in err
+
+
+@pytest.mark.parametrize("name", ["x", "dr", "causal-forest"])
+def test_effect_learners_survive_save_and_reload(tmp_path, name):
+    """The artifact's safe format (skops, trusted types only) round-trips every EconML learner exactly."""
+    from medai.modalities import get_modality
+    from medai.modalities.treatment.effects import EffectLearner
+
+    frame = trial_frame(260, seed=3)
+    X, y = frame[["age", "group", "other"]], frame[["treated", "score", "true_effect"]].to_numpy(float)
+    model = EffectLearner(learner=name, base="ridge", n_bootstrap=2, seed=0).fit(X[:200], y[:200], X[200:], y[200:])
+    modality = get_modality("treatment")
+    for file, data in modality.save_learner(model).items():
+        (tmp_path / file).write_bytes(data)
+    loaded = modality.load_learner(tmp_path, {})
+    assert loaded.chosen_learner_ == name and loaded.default_arm_ == model.default_arm_
+    np.testing.assert_allclose(loaded.predict_effects(X), model.predict_effects(X))
+
+
+def exponential_frame(n: int, seed: int) -> pd.DataFrame:
+    """Untreated outcome grows multiplicatively with the features (exp of a linear score); treated is linear."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, 4))
+    treated = (rng.random(n) < 0.3).astype(int)
+    mu0 = np.exp(0.9 * x[:, 0] + 0.6 * x[:, 1])
+    mu1 = 4.0 + x[:, 0] + x[:, 2]
+    outcome = np.where(treated == 1, mu1, mu0) + rng.normal(0, 0.5, n)
+    return pd.DataFrame({**{f"x{j}": x[:, j] for j in range(4)}, "treated": treated, "y": outcome,
+                         "true_effect": mu1 - mu0})
+
+
+def test_auto_outcome_model_picks_the_log_link_for_multiplicative_outcomes(tmp_path):
+    from medai.modalities import get_modality
+    from medai.modalities.treatment.effects import EffectLearner, choose_base
+
+    frame = exponential_frame(700, seed=0)
+    X, y = frame[["x0", "x1", "x2", "x3"]], frame[["treated", "y", "true_effect"]].to_numpy(float)
+    train, test = slice(0, 560), slice(560, None)
+    auto = EffectLearner(learner="t", base="auto", n_bootstrap=0, seed=0).fit(X[train], y[train])
+    ridge = EffectLearner(learner="t", base="ridge", n_bootstrap=0, seed=0).fit(X[train], y[train])
+    assert auto.bases_[0] == "glm-log"
+    pehe = {name: float(np.sqrt(np.mean((m.predict(X[test]) - y[test, 2]) ** 2))) for name, m in
+            (("auto", auto), ("ridge", ridge))}
+    assert pehe["auto"] < 0.5 * pehe["ridge"], pehe
+    modality = get_modality("treatment")
+    for file, data in modality.save_learner(auto).items():
+        (tmp_path / file).write_bytes(data)
+    np.testing.assert_allclose(modality.load_learner(tmp_path, {}).predict(X[test]), auto.predict(X[test]))
+    # an arm whose mean outcome is not positive cannot take a log link: the candidate is skipped, not an error
+    Z = np.random.default_rng(1).normal(size=(80, 3))
+    chosen, scores = choose_base(Z, Z[:, 0] - 5.0, seed=0)
+    assert scores["glm-log"] == float("inf") and chosen != "glm-log"
+
+
+def three_arm_frame(n: int, seed: int, sign: float = 1.0) -> pd.DataFrame:
+    """Arm 2 beats the reference by 1 for everyone; arm 1 beats it by 3 in group A and not at all elsewhere."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["A", "B"], n, p=[0.3, 0.7])
+    age = rng.normal(0, 1, n)
+    arm = rng.integers(0, 3, n)
+    effect = np.select([arm == 1, arm == 2], [np.where(group == "A", 3.0, 0.0), np.ones(n)], 0.0)
+    outcome = sign * (age + effect + rng.normal(0, 1, n))
+    return pd.DataFrame({"age": age, "group": group, "arm": arm, "y": outcome, "true_effect": np.nan})
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_policy_keeps_the_best_arm_unless_another_is_confidently_better(sign):
+    from medai.evaluation.kinds.treatment_effect import TreatmentEffectEvaluator, best_arm, policy_values
+    from medai.modalities.treatment.effects import EffectLearner
+
+    frames = [three_arm_frame(n, seed, sign) for n, seed in ((1200, 0), (400, 1), (600, 2))]
+    (X, y), (X_val, y_val), (X_test, y_test) = [
+        (f[["age", "group"]], f[["arm", "y", "true_effect"]].to_numpy(float)) for f in frames]
+    model = EffectLearner(learner="t", base="ridge", n_arms=3, n_bootstrap=20, seed=0,
+                          higher_is_better=sign > 0).fit(X, y, X_val, y_val)
+    assert model.default_arm_ == 2 and "validation" in model.arm_values_["how"]
+    s = model.predict_effects(X_test)
+    assert s.shape == (600, 3, 6) and (s[:, :, 5].sum(axis=1) == 1).all()
+    given = best_arm(s, sign > 0)
+    in_a = (X_test["group"] == "A").to_numpy()
+    assert (given[in_a] == 1).mean() > 0.9 and (given[~in_a] == 2).mean() > 0.95
+    decision = TreatmentEffectEvaluator().decide(None, None, type("T", (), {
+        "fields": {"higher_is_better": sign > 0}, "classes": ["0", "1", "2"]})(), None, {})
+    policy = policy_values(y_test, s, decision, n_boot=100, seed=0)
+    assert policy["best_arm"] == "2" and policy["significant"]  # group A gains 2 over arm 2
+    assert sign * policy["learned"]["value"] > sign * policy["arms"]["2"]["value"]

@@ -2,13 +2,15 @@
 
 ``y`` is ``(n, 3)``: arm index (0 = the reference arm, ``target.classes`` names them), observed outcome, true
 effect of the last arm against the reference (NaN unless the data are semi-synthetic). A treatment-effect
-learner answers ``predict_effects(X)`` -> *scores* ``(n, arms, 5)``: per arm the expected outcome, the effect
-against the reference, its 95% interval (low, high) and the propensity of that arm.
+learner answers ``predict_effects(X)`` -> *scores* ``(n, arms, 6)``: per arm the expected outcome, the effect
+against the reference, its 95% interval (low, high), the propensity of that arm, and 1 for the arm the learner's
+policy gives the patient (0 for the others; scores of 5 channels, from learners without a policy, mean the arm
+with the best expected outcome).
 
 Metrics (95% bootstrap CIs over patients, arms kept in proportion): the average treatment effect of each arm
 against the reference, doubly robust (AIPW, ``ate``) and by inverse-propensity weighting (``ate_ipw``), the
 model's own average (``ate_model``); with true effects, out-of-sample sqrt(PEHE) and the ATE error. Policy
-evaluation: the value of the learned policy (each patient gets the arm with the best expected outcome) and of
+evaluation: the value of the learned policy (each patient gets the arm the learner's policy gives) and of
 treating everyone with each single arm, by IPW and doubly robust estimators; whether the learned policy beats
 the best single arm significantly.
 """
@@ -54,7 +56,12 @@ def ipw_values(y, s, policy: np.ndarray) -> float:
 
 
 def best_arm(s, higher_is_better: bool) -> np.ndarray:
-    expected = np.asarray(s, float)[:, :, 0]
+    """The arm the learned policy gives each patient: the learner's policy channel when the scores carry one,
+    else the arm with the best expected outcome."""
+    s = np.asarray(s, float)
+    if s.shape[2] > 5:
+        return s[:, :, 5].argmax(axis=1)
+    expected = s[:, :, 0]
     return expected.argmax(axis=1) if higher_is_better else expected.argmin(axis=1)
 
 
@@ -81,9 +88,11 @@ class TreatmentEffectEvaluator(KindEvaluator):
         better = target.fields.get("higher_is_better", True)
         return {"rule": "best-arm", "target": None, "threshold": None, "arms": list(target.classes),
                 "reference": target.classes[0], "higher_is_better": better, "overlap_bound": OVERLAP_BOUND,
-                "description": f"recommend the arm with the {'highest' if better else 'lowest'} expected outcome when "
-                               "its benefit over the reference is confident (95% interval excludes no benefit) and the "
-                               "patient lies inside the overlap"}
+                "description": "recommend the arm with the best average outcome (chosen on the validation records), "
+                               f"or another arm with a {'higher' if better else 'lower'} expected outcome where its "
+                               "benefit over that arm is confident; the recommendation is confident when the benefit "
+                               "over the reference is (95% interval excludes no benefit) and the patient lies inside "
+                               "the overlap"}
 
     # -- measuring -----------------------------------------------------------------------------------------
     def point_metrics(self, y, s, decision) -> dict[str, float]:

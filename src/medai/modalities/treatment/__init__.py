@@ -211,13 +211,25 @@ class TreatmentModality(Modality):
             from medai.modalities.treatment.effects import EffectLearner
 
             return EffectLearner(learner=name or "auto", base=options.extra.get("outcome_model") or "auto",
-                                 n_arms=len(target.classes), seed=options.seed)
+                                 n_arms=len(target.classes), seed=options.seed,
+                                 higher_is_better=bool(target.fields.get("higher_is_better", True)))
         raise MedAIError(f"the treatment modality learns survival and treatment-effect targets, not {target.kind}; "
                          "give --time/--event or --treatment/--outcome")
+
+    def fit(self, learner, X, y, X_val=None, y_val=None):
+        """Survival learners fit on the training records; treatment-effect learners also take the validation
+        records, which choose their policy's default arm (never the effect models)."""
+        from medai.modalities.treatment.effects import EffectLearner
+
+        if isinstance(learner, EffectLearner):
+            return learner.fit(X, y, X_val, y_val)
+        return learner.fit(X, y)
 
     def describe_learner(self, learner, name: str) -> dict[str, Any]:
         params = {k: v for k, v in learner.get_params().items()}
         training = {"auto_selection": learner.selection_scores_} if learner.selection_scores_ else {}
+        if getattr(learner, "arm_values_", None):
+            training["policy_default_arm"] = {"arm": int(learner.default_arm_), **learner.arm_values_}
         return {"name": learner.chosen_learner_, "hyperparameters": params, "training": training}
 
     def save_learner(self, learner) -> dict[str, bytes]:

@@ -13,9 +13,16 @@ evaluation). Learners (``learner``):
 - ``auto``: ``t`` with each arm's outcome model chosen by 5-fold cross-validated error.
 
 Outcome models (``base``): ``ridge``, ``poly`` (ridge on degree-2 features), ``kernel`` (RBF kernel ridge),
-``gbm`` (LightGBM), or ``auto`` (the best of these by 5-fold CV error, per arm). Per-patient intervals: the
-causal forest's own; for the others the 2.5-97.5% percentiles over ``n_bootstrap`` refits on bootstrap
-resamples of the training records (arms kept in proportion).
+``gbm`` (LightGBM), ``glm-log`` (a Gaussian GLM with a log link, for positive right-skewed outcomes whose mean
+grows multiplicatively; only a candidate when the arm's mean outcome is positive), or ``auto`` (the best of these
+by 5-fold CV error, per arm). Per-patient intervals: the causal forest's own; for the others the 2.5-97.5%
+percentiles over ``n_bootstrap`` refits on bootstrap resamples of the training records (arms kept in proportion).
+
+Policy: every learner also answers which arm to give each patient. The *default arm* is the arm with the best
+doubly robust value on the validation records (when the road hands them over; else the best mean predicted
+outcome over the training records); a patient gets another arm only when its benefit over the default arm is
+confident (the 95% interval excludes no benefit), the best such arm by expected outcome. Without intervals
+(``n_bootstrap=0``) this is the arm with the best expected outcome.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from medai.errors import MedAIError
 from medai.modalities.treatment.survival import preprocessor
 
 EFFECT_LEARNERS = ("t", "s", "x", "dr", "causal-forest")
-BASES = ("ridge", "poly", "kernel", "gbm")
+BASES = ("ridge", "poly", "kernel", "gbm", "glm-log")
 MIN_OVERLAP = 0.05  # refuse when fewer records than this lie where every arm is possible
 OVERLAP_BOUND = 0.01  # a propensity below this means "this arm was (almost) impossible for this patient"
 
@@ -53,6 +60,12 @@ def base_regressor(name: str, seed: int = 0):
 
         return GridSearchCV(KernelRidge(kernel="rbf"), {"alpha": [0.01, 0.1, 1.0], "gamma": [0.005, 0.02, 0.05]},
                             cv=3, scoring="neg_mean_squared_error")
+    if name == "glm-log":
+        from sklearn.linear_model import TweedieRegressor
+        from sklearn.model_selection import GridSearchCV
+
+        return GridSearchCV(TweedieRegressor(power=0.0, link="log", max_iter=3000),
+                            {"alpha": [1e-4, 1e-2, 1.0]}, cv=3, scoring="neg_mean_squared_error", error_score=np.nan)
     if name == "gbm":
         from lightgbm import LGBMRegressor
 
@@ -67,10 +80,14 @@ def choose_base(Z: np.ndarray, y: np.ndarray, seed: int) -> tuple[str, dict[str,
     folds = KFold(n_splits=min(5, max(2, len(y) // 10)), shuffle=True, random_state=seed)
     scores = {}
     for name in BASES:
+        if name == "glm-log" and not np.mean(y) > 0:
+            scores[name] = float("inf")  # a log link cannot start from a mean outcome that is not positive
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scores[name] = round(float(-cross_val_score(base_regressor(name, seed), Z, y, cv=folds,
-                                                        scoring="neg_mean_squared_error").mean()), 6)
+            error = -cross_val_score(base_regressor(name, seed), Z, y, cv=folds, scoring="neg_mean_squared_error",
+                                     error_score=np.nan).mean()
+        scores[name] = round(float(error), 6) if np.isfinite(error) else float("inf")
     return min(scores, key=scores.get), scores
 
 
@@ -82,12 +99,13 @@ class EffectLearner(BaseEstimator):
     """Expected outcome under each arm and the effect of each arm against the reference, with intervals."""
 
     def __init__(self, learner: str = "auto", base: str = "auto", n_arms: int = 2, n_bootstrap: int = 20,
-                 seed: int = 0):
+                 seed: int = 0, higher_is_better: bool = True):
         self.learner = learner
         self.base = base
         self.n_arms = n_arms
         self.n_bootstrap = n_bootstrap
         self.seed = seed
+        self.higher_is_better = higher_is_better
 
     # -- fitting -------------------------------------------------------------------------------------------
     def _tuned(self, arm: int):
@@ -130,7 +148,9 @@ class EffectLearner(BaseEstimator):
             warnings.simplefilter("ignore")
             return self._cate_estimator(self.chosen_learner_, self.bases_).fit(outcome, arms, X=Z)
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> EffectLearner:
+    def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame | None = None,
+            y_val: np.ndarray | None = None) -> EffectLearner:
+        """Fit on the training records; validation records, when given, only choose the policy's default arm."""
         if not isinstance(X, pd.DataFrame):
             raise MedAIError(f"{type(self).__name__}.fit expects a pandas DataFrame of features")
         y = np.asarray(y, dtype=float)
@@ -175,7 +195,32 @@ class EffectLearner(BaseEstimator):
                                        for a in range(self.n_arms)])
                 self.bootstrap_.append(self._fit_cate(Z[draw], arms[draw], outcome[draw]))
         self.background_ = Z.mean(axis=0)
+        self.default_arm_, self.arm_values_ = self._choose_default_arm(Z, X_val, y_val)
         return self
+
+    def _choose_default_arm(self, Z, X_val, y_val) -> tuple[int, dict]:
+        """The arm with the best doubly robust (AIPW) value on the validation records when they hold every arm,
+        else the arm with the best mean predicted outcome over the training records."""
+        sign = 1.0 if self.higher_is_better else -1.0
+        y_val = None if y_val is None else np.asarray(y_val, dtype=float)
+        if X_val is not None and y_val is not None and len(y_val) and \
+                set(y_val[:, 0].astype(int).tolist()) >= set(range(self.n_arms)):
+            arms, outcome = y_val[:, 0].astype(int), y_val[:, 1]
+            V = self._transform(X_val)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = self.predict_outcomes_z(V)
+            e = np.clip(self._propensity(V), 0.01, 1.0)
+            received = arms[:, None] == np.arange(self.n_arms)[None, :]
+            values = (expected + received * (outcome[:, None] - expected) / e).mean(axis=0)
+            how = "doubly robust value on the validation records"
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = self.predict_outcomes_z(Z).mean(axis=0)
+            how = "mean predicted outcome over the training records"
+        best = int(np.argmax(sign * values))
+        return best, {"how": how, "values": [round(float(v), 6) for v in values]}
 
     # -- predicting ----------------------------------------------------------------------------------------
     def _transform(self, X) -> np.ndarray:
@@ -197,28 +242,57 @@ class EffectLearner(BaseEstimator):
             out[:, a] = np.asarray(estimator.effect(Z, T0=0, T1=a), dtype=float).reshape(-1)
         return out
 
-    def _intervals(self, Z, effects) -> tuple[np.ndarray, np.ndarray]:
-        low, high = effects.copy(), effects.copy()
+    def _intervals(self, Z, effects, against: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """95% intervals of each arm's effect against the arm ``against`` (``effects`` are against the
+        reference, arm 0)."""
+        point = effects - effects[:, [against]]
+        low, high = point.copy(), point.copy()
         if self.chosen_learner_ == "causal-forest":
-            for a in range(1, self.n_arms):
-                lo, hi = self.cate_.effect_interval(Z, T0=0, T1=a, alpha=0.05)
-                low[:, a], high[:, a] = np.reshape(lo, -1), np.reshape(hi, -1)
+            for a in range(self.n_arms):
+                if a != against:
+                    lo, hi = self.cate_.effect_interval(Z, T0=against, T1=a, alpha=0.05)
+                    low[:, a], high[:, a] = np.reshape(lo, -1), np.reshape(hi, -1)
         elif self.bootstrap_:
             draws = np.stack([self._effects(model, Z) for model in self.bootstrap_])
+            draws = draws - draws[:, :, [against]]
             low, high = np.quantile(draws, 0.025, axis=0), np.quantile(draws, 0.975, axis=0)
-            low, high = np.minimum(low, effects), np.maximum(high, effects)
-        return low, high
+        return np.minimum(low, point), np.maximum(high, point)
+
+    def _policy(self, expected, low_default, high_default) -> np.ndarray:
+        """``(n, n_arms)`` one-hot: the default arm, unless some arm is confidently better than it (then the
+        best of those by expected outcome)."""
+        sign = 1.0 if self.higher_is_better else -1.0
+        confident = (low_default > 0) if self.higher_is_better else (high_default < 0)
+        confident[:, self.default_arm_] = True
+        choice = np.where(confident, sign * expected, -np.inf).argmax(axis=1)
+        return (choice[:, None] == np.arange(self.n_arms)[None, :]).astype(float)
 
     def predict_effects(self, X) -> np.ndarray:
-        """``(n, n_arms, 5)``: per arm, the expected outcome (the reference arm's outcome model plus the arm's
-        effect), the effect against the reference, its 95% interval (low, high) and the propensity."""
+        """``(n, n_arms, 6)``: per arm, the expected outcome (the reference arm's outcome model plus the arm's
+        effect), the effect against the reference, its 95% interval (low, high), the propensity, and 1 for the
+        arm the policy gives the patient (0 for the others)."""
         Z = self.transform(X)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             effects = self._effects(self.cate_, Z)
             low, high = self._intervals(Z, effects)
             reference = np.asarray(self.outcome_models_[0].predict(Z), dtype=float)
-        return np.stack([reference[:, None] + effects, effects, low, high, self._propensity(Z)], axis=-1)
+            expected = reference[:, None] + effects
+            default = getattr(self, "default_arm_", None)
+            if default is None:  # fitted before the policy existed: the best expected outcome
+                policy = (expected * (1 if self.higher_is_better else -1)).argmax(axis=1)
+                policy = (policy[:, None] == np.arange(self.n_arms)[None, :]).astype(float)
+            elif default == 0:
+                policy = self._policy(expected, low, high)
+            else:
+                policy = self._policy(expected, *self._intervals(Z, effects, against=default))
+        return np.stack([expected, effects, low, high, self._propensity(Z), policy], axis=-1)
+
+    def predict_outcomes_z(self, Z) -> np.ndarray:
+        """``(n, n_arms)`` expected outcome per arm of already transformed records (the reference arm's outcome
+        model plus the arm's effect)."""
+        effects = self._effects(self.cate_, Z)
+        return np.asarray(self.outcome_models_[0].predict(Z), dtype=float)[:, None] + effects
 
     def predict_outcomes(self, X) -> np.ndarray:
         """``(n, n_arms)`` outcome-model predictions per arm (the nuisance of the doubly robust estimators)."""
@@ -301,6 +375,15 @@ def effect_extras(model, X_test, y_test) -> dict:
                        "header": ["arm", *BASES],
                        "rows": [[arms[int(k.split()[1])], *[v[b] for b in BASES]]
                                 for k, v in learner.selection_scores_.items()]})
+    metrics = {"overlap": learner.overlap_, "outcome_models": dict(enumerate(learner.bases_))}
+    if getattr(learner, "arm_values_", None):
+        metrics["policy_default_arm"] = {"arm": arms[learner.default_arm_], **learner.arm_values_}
+        tables.append({"title": "Policy: the default arm",
+                       "note": f"Chosen by the {learner.arm_values_['how']}; a patient gets another arm only where its "
+                               "benefit over the default arm is confident (95% interval excludes no benefit).",
+                       "header": ["arm", "value", "default"],
+                       "rows": [[name, learner.arm_values_["values"][a], "yes" if a == learner.default_arm_ else ""]
+                                for a, name in enumerate(arms)]})
     fig, ax = plots._figure()
     for a, name in enumerate(arms):
         ax.hist(s[y[:, 0] == a, a, 4], bins=20, range=(0, 1), alpha=0.5, label=f"received {name}")
@@ -308,5 +391,4 @@ def effect_extras(model, X_test, y_test) -> dict:
     ax.set_ylabel("patients (test)")
     ax.set_title("Overlap: propensity by arm")
     ax.legend(fontsize=8)
-    return {"plots": {"propensity_by_arm": plots.png_bytes(fig)}, "tables": tables,
-            "metrics": {"overlap": learner.overlap_, "outcome_models": dict(enumerate(learner.bases_))}}
+    return {"plots": {"propensity_by_arm": plots.png_bytes(fig)}, "tables": tables, "metrics": metrics}

@@ -86,6 +86,13 @@ def _curves(model, Z: np.ndarray, times: np.ndarray) -> np.ndarray:
     return out
 
 
+def ensemble_risk(models, Z: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Minus the restricted mean survival (up to the last event time) of the members' average curve."""
+    curve = np.mean([_curves(m, Z, times) for m in models], axis=0)
+    widths = np.diff(np.concatenate([[0.0], times]))
+    return -(np.column_stack([np.ones(len(Z)), curve[:, :-1]]) * widths).sum(axis=1)
+
+
 class SurvivalLearner(BaseEstimator):
     """Risk scores (higher = earlier event) and survival curves from a DataFrame of records."""
 
@@ -144,17 +151,16 @@ class SurvivalLearner(BaseEstimator):
         return self
 
     def _select(self, Z, y) -> dict[str, float]:
-        scores = {}
-        folds = self._folds(y)
-        for name in ("cox", "rsf", "gbs", "ensemble"):
-            fold_scores = []
-            for train, test in folds:
-                probe = SurvivalLearner(learner=name, seed=self.seed)
-                probe.times_ = np.unique(y[train][y[train][:, 1] == 1, 0])
-                probe.model_ = probe._fit_one(name, Z[train], y[train])
-                fold_scores.append(harrell(y[test], probe._risk(Z[test])))
-            scores[name] = round(float(np.nanmean(fold_scores)), 6)
-        return scores
+        """Inner cross-validated Harrell C-index of cox, rsf, gbs and their ensemble (the ensemble averages the
+        members fitted in the same fold)."""
+        fold_scores: dict[str, list[float]] = {name: [] for name in (*ENSEMBLE_MEMBERS, "ensemble")}
+        for train, test in self._folds(y):
+            members = [self._fit_one(name, Z[train], y[train]) for name in ENSEMBLE_MEMBERS]
+            for name, member in zip(ENSEMBLE_MEMBERS, members, strict=True):
+                fold_scores[name].append(harrell(y[test], np.asarray(member.predict(Z[test]), dtype=float)))
+            times = np.unique(y[train][y[train][:, 1] == 1, 0])
+            fold_scores["ensemble"].append(harrell(y[test], ensemble_risk(members, Z[test], times)))
+        return {name: round(float(np.nanmean(values)), 6) for name, values in fold_scores.items()}
 
     # -- predicting ----------------------------------------------------------------------------------------
     def _transform(self, X) -> np.ndarray:
@@ -165,11 +171,8 @@ class SurvivalLearner(BaseEstimator):
         return self._transform(X)
 
     def _risk(self, Z) -> np.ndarray:
-        if isinstance(self.model_, list):  # the ensemble: minus the restricted mean survival of the mean curve
-            times = self.times_
-            curve = np.mean([_curves(m, Z, times) for m in self.model_], axis=0)
-            widths = np.diff(np.concatenate([[0.0], times]))
-            return -(np.column_stack([np.ones(len(Z)), curve[:, :-1]]) * widths).sum(axis=1)
+        if isinstance(self.model_, list):
+            return ensemble_risk(self.model_, Z, self.times_)
         return np.asarray(self.model_.predict(Z), dtype=float)
 
     def predict(self, X) -> np.ndarray:
