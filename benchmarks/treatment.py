@@ -10,20 +10,45 @@
 - ACTG 175 (4 arms, CD4 at 20 weeks): the learned policy's doubly robust value on the held-out patients vs each
   single arm, through the road (``medai train actg175-cd4``).
 
-    MEDAI_DATA_DIR=../shared/data nice -n 10 .venv/bin/python benchmarks/treatment.py [--quick]
+    MEDAI_DATA_DIR=../shared/data nice -n 10 .venv/bin/python benchmarks/treatment.py [--quick] [--only SECTION]
+
+A full run of a section (not ``--quick``) writes its block of the README's ``results:treatment`` section.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 warnings.simplefilter("ignore")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+LINES: list[str] = []
+
+
+def say(text: str = "") -> None:
+    """Print a line and keep it for the README block of the section."""
+    print(text, flush=True)
+    LINES.extend(str(text).split("\n"))
+
+
+def write_block(section: str, command: str) -> None:
+    from readme_table import update_readme
+
+    body = "\n".join(LINES).strip("\n")
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    ok = update_readme(f"treatment-{section}", f"Measured {stamp}, `{command}`:\n\n```\n{body}\n```")
+    print(f"README block treatment-{section} {'written' if ok else 'NOT FOUND (markers missing)'}")
+    LINES.clear()
+
 
 PUBLISHED_IHDP = {"T-learner (GB), published": 1.7, "TARNet (Shalit 2017)": 0.95, "CFR-Wass (Shalit 2017)": 0.76}
 
@@ -42,6 +67,7 @@ def ihdp(replications: list[int]) -> None:
     from medai.tasks import get_task
 
     results = {"ours (auto)": [], "T-learner (LightGBM)": [], "causal forest (EconML)": []}
+    chosen = {}
     for k in replications:
         task = get_task(f"ihdp-{k}")
         frame = get_dataset(task.dataset).load()
@@ -64,18 +90,21 @@ def ihdp(replications: list[int]) -> None:
             pehe = float(np.sqrt(np.mean((predicted - truth) ** 2)))
             error = float(abs(predicted.mean() - truth.mean()))
             results[name].append((pehe, error))
+            if name == "ours (auto)":
+                chosen[k] = "/".join(learner.bases_)
             line.append(f"{name} {pehe:.2f}/{error:.2f} ({time.time() - start:.0f}s)")
-        print(f"IHDP {k}: " + "; ".join(line), flush=True)
-    print(f"\nIHDP, {len(replications)} replications, out-of-sample (test 10%), mean (95% CI over replications)")
-    print(f"{'method':32s} {'sqrt(PEHE)':>24s} {'ATE error':>24s}")
+        say(f"IHDP {k}: " + "; ".join(line))
+    say(f"\nIHDP, {len(replications)} replications, out-of-sample (test 10%), mean (95% CI over replications)")
+    say(f"{'method':32s} {'sqrt(PEHE)':>24s} {'median':>7s} {'ATE error':>24s}")
     for name, rows in results.items():
         rows = np.asarray(rows)
-        print(f"{name:32s} {mean_ci(rows[:, 0]):>24s} {mean_ci(rows[:, 1]):>24s}")
+        say(f"{name:32s} {mean_ci(rows[:, 0]):>24s} {np.median(rows[:, 0]):>7.3f} {mean_ci(rows[:, 1]):>24s}")
     for name, value in PUBLISHED_IHDP.items():
-        print(f"{name:32s} {value:>24.2f} {'':>24s}")
+        say(f"{name:32s} {value:>24.2f}")
     ours = np.asarray(results["ours (auto)"]).mean(axis=0)
-    print(f"acceptance: sqrt(PEHE) <= 0.90: {'met' if ours[0] <= 0.90 else 'MISSED'} ({ours[0]:.3f}); "
-          f"ATE error <= 0.20: {'met' if ours[1] <= 0.20 else 'MISSED'} ({ours[1]:.3f})")
+    say(f"acceptance: sqrt(PEHE) <= 0.90: {'met' if ours[0] <= 0.90 else 'MISSED'} ({ours[0]:.3f}); "
+        f"ATE error <= 0.20: {'met' if ours[1] <= 0.20 else 'MISSED'} ({ours[1]:.3f})")
+    say(f"ours: outcome model per arm (control/treated), chosen by 5-fold CV on the training part: {chosen}")
 
 
 def survival(seeds: list[int]) -> None:
@@ -95,6 +124,7 @@ def survival(seeds: list[int]) -> None:
         y = target.encode(dataset.y)
         rows = {"ours (auto)": [], "Cox": [], "random survival forest": []}
         extra: dict[str, list] = {}
+        picked = []
         for seed in seeds:
             split = train_val_test_split(y[:, 1].astype(int), seed=seed)
             X_train, X_test = dataset.X.iloc[split.train], dataset.X.iloc[split.test]
@@ -105,18 +135,20 @@ def survival(seeds: list[int]) -> None:
                 metrics = evaluator.point_metrics(y[split.test], s, decision)
                 rows[label].append(metrics["c_index"])
                 if label == "ours (auto)":
+                    picked.append(model.chosen_learner_)
                     for key, value in metrics.items():
                         extra.setdefault(key, []).append(value)
-        print(f"\n{name}: test C-index over {len(seeds)} seeds, mean (95% CI)")
+        say(f"\n{name}: test C-index over {len(seeds)} seeds, mean (95% CI over seeds); per seed")
         for label, values in rows.items():
-            print(f"  {label:28s} {mean_ci(values)}")
+            say(f"  {label:28s} {mean_ci(values)}   " + " ".join(f"{v:.3f}" for v in values))
         best_peer = max(np.mean(rows["Cox"]), np.mean(rows["random survival forest"]))
         ours = np.mean(rows["ours (auto)"])
-        print(f"  acceptance (ours >= best of Cox and RSF): {'met' if ours >= best_peer else 'MISSED'} "
-              f"({ours:.3f} vs {best_peer:.3f})")
+        say(f"  acceptance (ours >= best of Cox and RSF): {'met' if ours >= best_peer else 'MISSED'} "
+            f"({ours:.3f} vs {best_peer:.3f})")
+        say(f"  ours: learner per seed: {' '.join(picked)}")
         for key, values in extra.items():
             if key != "c_index":
-                print(f"  ours {key:24s} {mean_ci([v for v in values if np.isfinite(v)])}")
+                say(f"  ours {key:24s} {mean_ci([v for v in values if np.isfinite(v)])}")
 
 
 def actg(seed: int) -> None:
@@ -125,30 +157,43 @@ def actg(seed: int) -> None:
     result = train_task("actg175-cd4", f"/tmp/medai-bench-actg-{seed}", TrainOptions(seed=seed, show_progress=False,
                                                                                       n_boot=500))
     policy = result.metrics["policy"]
-    print("\nACTG 175 (CD4 at 20 weeks, higher is better), held-out test patients, doubly robust value (95% CI)")
+    say("ACTG 175 (CD4 at 20 weeks, higher is better), held-out test patients, doubly robust value (95% CI)")
     entry = policy["learned"]
-    print(f"  {'learned policy':22s} {entry['value']:.1f} ({entry['ci_low']:.1f}-{entry['ci_high']:.1f})")
+    say(f"  {'learned policy':22s} {entry['value']:.1f} ({entry['ci_low']:.1f}-{entry['ci_high']:.1f})")
     for arm, entry in policy["arms"].items():
-        print(f"  {'everyone: ' + arm:22s} {entry['value']:.1f} ({entry['ci_low']:.1f}-{entry['ci_high']:.1f})")
+        say(f"  {'everyone: ' + arm:22s} {entry['value']:.1f} ({entry['ci_low']:.1f}-{entry['ci_high']:.1f})")
     diff = policy["learned_minus_best_arm"]
-    print(f"  learned - best arm ({policy['best_arm']}): {diff['value']:.1f} ({diff['ci_low']:.1f} to "
-          f"{diff['ci_high']:.1f}); {'significant' if policy['significant'] else 'not significant'}")
+    say(f"  learned - best arm ({policy['best_arm']}): {diff['value']:.1f} ({diff['ci_low']:.1f} to "
+        f"{diff['ci_high']:.1f}); {'significant' if policy['significant'] else 'not significant'} at 5%")
     best = max(e["value"] for e in policy["arms"].values())
-    print(f"  acceptance (learned >= best single arm): {'met' if policy['learned']['value'] >= best else 'MISSED'}")
-    print(f"  share recommended: {policy['share_recommended']}")
+    say(f"  acceptance (learned >= best single arm): {'met' if policy['learned']['value'] >= best else 'MISSED'}")
+    say(f"  share given each arm: {policy['share_recommended']}")
+    default = result.metrics.get("policy_default_arm")
+    if default:
+        say(f"  default arm: {default['arm']} ({default['how']}: "
+            + ", ".join(f"{arm} {v:.1f}" for arm, v in zip(policy["arms"], default["values"], strict=True)) + ")")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3 IHDP replications, 2 survival seeds")
     parser.add_argument("--only", choices=("ihdp", "survival", "actg"), default=None)
+    parser.add_argument("--no-readme", action="store_true", help="do not write the README blocks")
     args = parser.parse_args()
+    write = not (args.quick or args.no_readme)
+    command = "MEDAI_DATA_DIR=../shared/data nice -n 10 .venv/bin/python benchmarks/treatment.py"
     if args.only in (None, "ihdp"):
         ihdp(list(range(1, 4 if args.quick else 11)))
+        if write:
+            write_block("ihdp", command + " --only ihdp")
     if args.only in (None, "survival"):
         survival(list(range(2 if args.quick else 5)))
+        if write:
+            write_block("survival", command + " --only survival")
     if args.only in (None, "actg"):
         actg(0)
+        if write:
+            write_block("actg", command + " --only actg")
 
 
 if __name__ == "__main__":

@@ -233,12 +233,16 @@ class TreatmentModality(Modality):
         return {"name": learner.chosen_learner_, "hyperparameters": params, "training": training}
 
     def save_learner(self, learner) -> dict[str, bytes]:
-        with _deep_recursion():  # skops walks forests' trees recursively
+        from medai.modalities.treatment.persist import savable
+
+        with _deep_recursion(), savable(learner):  # skops walks forests' trees recursively
             return super().save_learner(learner)
 
     def load_learner(self, directory: Path, meta: dict[str, Any]):
+        from medai.modalities.treatment.persist import restore
+
         with _deep_recursion():
-            return super().load_learner(directory, meta)
+            return restore(super().load_learner(directory, meta))
 
     def trusted_modules(self) -> tuple[str, ...]:
         return ("medai.modalities.treatment.", "sksurv.", "econml.", "lightgbm.")

@@ -110,7 +110,15 @@ class SurvivalLearner(BaseEstimator):
             model = self._tune_coxnet(model, Z, y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return model.fit(Z, structured(y))
+            if name != "cox":
+                return model.fit(Z, structured(y))
+            for alpha in (1e-4, 1e-2, 1.0):  # a rare binary feature can make Newton's steps diverge: more ridge
+                try:
+                    return model.set_params(alpha=alpha).fit(Z, structured(y))
+                except (ValueError, np.linalg.LinAlgError):
+                    continue
+            raise MedAIError("the Cox model does not converge on these records even with a ridge penalty of 1; "
+                             "try --learner rsf or coxnet")
 
     def _tune_coxnet(self, model, Z, y):
         with warnings.catch_warnings():
