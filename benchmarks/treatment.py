@@ -41,11 +41,15 @@ def say(text: str = "") -> None:
 
 
 def write_block(section: str, command: str) -> None:
+    import fcntl
+
     from readme_table import update_readme
 
     body = "\n".join(LINES).strip("\n")
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
-    ok = update_readme(f"treatment-{section}", f"Measured {stamp}, `{command}`:\n\n```\n{body}\n```")
+    with open(Path(__file__).with_suffix(".lock"), "w") as lock:  # sections may run as parallel processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ok = update_readme(f"treatment-{section}", f"Measured {stamp}, `{command}`:\n\n```\n{body}\n```")
     print(f"README block treatment-{section} {'written' if ok else 'NOT FOUND (markers missing)'}")
     LINES.clear()
 
