@@ -21,8 +21,9 @@ percentiles over ``n_bootstrap`` refits on bootstrap resamples of the training r
 Policy: every learner also answers which arm to give each patient. The *default arm* is the arm with the best
 doubly robust value on the validation records (when the road hands them over; else the best mean predicted
 outcome over the training records); a patient gets another arm only when its benefit over the default arm is
-confident (the 95% interval excludes no benefit), the best such arm by expected outcome. Without intervals
-(``n_bootstrap=0``) this is the arm with the best expected outcome.
+confident (its interval excludes no benefit; 95% with Bonferroni's correction over the other arms, so a
+patient's chance of leaving the default arm for no real benefit stays under 5%), the best such arm by expected
+outcome. Without intervals (``n_bootstrap=0``) this is the arm with the best expected outcome.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _propensity_model():
 class EffectLearner(BaseEstimator):
     """Expected outcome under each arm and the effect of each arm against the reference, with intervals."""
 
-    def __init__(self, learner: str = "auto", base: str = "auto", n_arms: int = 2, n_bootstrap: int = 20,
+    def __init__(self, learner: str = "auto", base: str = "auto", n_arms: int = 2, n_bootstrap: int = 50,
                  seed: int = 0, higher_is_better: bool = True):
         self.learner = learner
         self.base = base
@@ -242,20 +243,20 @@ class EffectLearner(BaseEstimator):
             out[:, a] = np.asarray(estimator.effect(Z, T0=0, T1=a), dtype=float).reshape(-1)
         return out
 
-    def _intervals(self, Z, effects, against: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """95% intervals of each arm's effect against the arm ``against`` (``effects`` are against the
+    def _intervals(self, Z, effects, against: int = 0, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        """``1 - alpha`` intervals of each arm's effect against the arm ``against`` (``effects`` are against the
         reference, arm 0)."""
         point = effects - effects[:, [against]]
         low, high = point.copy(), point.copy()
         if self.chosen_learner_ == "causal-forest":
             for a in range(self.n_arms):
                 if a != against:
-                    lo, hi = self.cate_.effect_interval(Z, T0=against, T1=a, alpha=0.05)
+                    lo, hi = self.cate_.effect_interval(Z, T0=against, T1=a, alpha=alpha)
                     low[:, a], high[:, a] = np.reshape(lo, -1), np.reshape(hi, -1)
         elif self.bootstrap_:
             draws = np.stack([self._effects(model, Z) for model in self.bootstrap_])
             draws = draws - draws[:, :, [against]]
-            low, high = np.quantile(draws, 0.025, axis=0), np.quantile(draws, 0.975, axis=0)
+            low, high = np.quantile(draws, alpha / 2, axis=0), np.quantile(draws, 1 - alpha / 2, axis=0)
         return np.minimum(low, point), np.maximum(high, point)
 
     def _policy(self, expected, low_default, high_default) -> np.ndarray:
@@ -282,10 +283,9 @@ class EffectLearner(BaseEstimator):
             if default is None:  # fitted before the policy existed: the best expected outcome
                 policy = (expected * (1 if self.higher_is_better else -1)).argmax(axis=1)
                 policy = (policy[:, None] == np.arange(self.n_arms)[None, :]).astype(float)
-            elif default == 0:
-                policy = self._policy(expected, low, high)
-            else:
-                policy = self._policy(expected, *self._intervals(Z, effects, against=default))
+            else:  # one interval per alternative arm: Bonferroni over the n_arms - 1 comparisons
+                policy = self._policy(expected, *self._intervals(Z, effects, against=default,
+                                                                 alpha=0.05 / max(1, self.n_arms - 1)))
         return np.stack([expected, effects, low, high, self._propensity(Z), policy], axis=-1)
 
     def predict_outcomes_z(self, Z) -> np.ndarray:
@@ -380,7 +380,8 @@ def effect_extras(model, X_test, y_test) -> dict:
         metrics["policy_default_arm"] = {"arm": arms[learner.default_arm_], **learner.arm_values_}
         tables.append({"title": "Policy: the default arm",
                        "note": f"Chosen by the {learner.arm_values_['how']}; a patient gets another arm only where its "
-                               "benefit over the default arm is confident (95% interval excludes no benefit).",
+                               "benefit over the default arm is confident (the interval excludes no benefit; 95% with "
+                               "Bonferroni's correction over the other arms).",
                        "header": ["arm", "value", "default"],
                        "rows": [[name, learner.arm_values_["values"][a], "yes" if a == learner.default_arm_ else ""]
                                 for a, name in enumerate(arms)]})
