@@ -205,3 +205,41 @@ def test_built_in_task_on_bundled_data(tmp_path):
                                                                           show_progress=False))
     assert result.metrics["test"]["c_index"]["value"] > 0.6
     assert set(result.model_json["target"]["fields"]["horizons"]) == {30.0, 90.0, 180.0}
+
+
+def test_select_scores_members_and_their_ensemble_by_inner_cv():
+    from medai.modalities.treatment.survival import SurvivalLearner
+
+    frame = survival_frame(160, seed=4)
+    X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
+    model = SurvivalLearner(learner="select", seed=0).fit(X, y)
+    scores = model.selection_scores_
+    assert set(scores) == {"cox", "rsf", "gbs", "ensemble"} and all(0.5 < v <= 1 for v in scores.values())
+    assert model.chosen_learner_ == max(scores, key=scores.get)
+    assert isinstance(model.model_, list) == (model.chosen_learner_ == "ensemble")
+    assert model.predict(X).shape == (160,)
+
+
+def test_cox_retries_with_more_ridge_when_newton_diverges(monkeypatch):
+    """A rare binary feature can make the unpenalised Newton steps diverge ("search direction contains NaN"):
+    the Cox learner refits with a larger ridge penalty instead of failing."""
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+    from medai.errors import MedAIError
+    from medai.modalities.treatment.survival import SurvivalLearner
+
+    real_fit = CoxPHSurvivalAnalysis.fit
+
+    def fragile(self, X, y):
+        if self.alpha < 1e-2:
+            raise ValueError("search direction contains NaN or infinite values")
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(CoxPHSurvivalAnalysis, "fit", fragile)
+    frame = survival_frame(120, seed=5)
+    X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
+    model = SurvivalLearner(learner="cox", seed=0).fit(X, y)
+    assert model.model_.alpha == 1e-2 and np.isfinite(model.predict(X)).all()
+    monkeypatch.setattr(CoxPHSurvivalAnalysis, "fit", lambda self, X, y: (_ for _ in ()).throw(ValueError("nan")))
+    with pytest.raises(MedAIError, match="does not converge"):
+        SurvivalLearner(learner="cox", seed=0).fit(X, y)
