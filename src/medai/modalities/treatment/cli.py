@@ -1,4 +1,5 @@
-"""``medai recommend``: per patient, the arm with the best expected outcome and how sure the model is."""
+"""``medai recommend``: per patient, the arm the learned policy gives (the best arm on average unless another is
+confidently better for this patient) and how sure the model is."""
 
 from __future__ import annotations
 
@@ -32,9 +33,10 @@ def register(app: typer.Typer) -> None:
         patients: Annotated[Path, typer.Argument(help="Patients to recommend for (a table of their features).")],
         output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the recommendations as CSV.")] = None,
     ) -> None:
-        """Recommend an arm per patient: the best expected outcome, the benefit over the reference arm with its 95%
-        interval, and "no confident recommendation" when the interval includes no benefit or the patient lies
-        outside the overlap of the training data."""
+        """Recommend an arm per patient: the arm with the best average outcome (chosen on validation records)
+        unless another arm is confidently better for this patient, the benefit over the reference arm with its
+        95% interval, and "no confident recommendation" when the interval includes no benefit or the patient
+        lies outside the overlap of the training data."""
         import sys
 
         from medai.cli import load
