@@ -110,7 +110,7 @@ def pneumonia_png_folder() -> Path:
 
 # -- sections -----------------------------------------------------------------------------------------------
 DRIVER = """
-import json, os, resource, sys, time, threading
+import json, os, sys, time, threading
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from pathlib import Path
 from medai.scale.cluster import connect
@@ -122,10 +122,11 @@ arrivals = []  # (seconds, rows so far) as each batch of predictions reaches the
 result = predict_batches(Path(model), None, Path(source), Path(output), workers=int(workers), batch_size=int(batch),
                          on_batch=lambda rows: arrivals.append((time.perf_counter() - t, rows)))
 seconds = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# this process's own peak (VmHWM; ru_maxrss would carry the parent's peak over fork and exec)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
 # steady state: the records after the first batch over the time after it (start-up excluded)
 (t0, r0), (t1, r1) = arrivals[0], arrivals[-1]
-steady = (r1 - r0) / (t1 - t0) if t1 > t0 else None
+steady = (r1 - r0) / (t1 - t0) if t1 > t0 and len(arrivals) >= 5 else None  # too few batches: not measured
 print(json.dumps({"rows": result.rows, "seconds": seconds, "peak_mb": peak, "steady_per_s": steady,
                   "first_batch_s": t0, "batches": len(arrivals)}))
 """
@@ -458,7 +459,8 @@ def table() -> str:
                   "after (s) | records/s after the first batch | driver peak RSS (MB) | load avg (1/5/15 min) |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['what']} | {r['workers']} | {r['records_per_s']:,.0f} | {r['seconds']:.1f} | "
-                  f"{r.get('first_batch_s', float('nan')):.1f} | {r.get('steady_per_s') or float('nan'):,.0f} | "
+                  f"{r.get('first_batch_s', float('nan')):.1f} | "
+                  f"{'-' if not r.get('steady_per_s') else format(r['steady_per_s'], ',.0f')} | "
                   f"{r['driver_peak_mb']:.0f} | {r['load']} |" for r in data["batch"]]
         lines.append("")
         for what in dict.fromkeys(r["what"] for r in data["batch"]):
