@@ -514,6 +514,16 @@ def table() -> str:
         lines += [f"| Ray Train, gloo | {r['seed']} | {r['workers']} | {_ci(r['test_auroc'])} | {r['seconds']:.0f} |"
                   for r in data["distributed"]]
         lines.append("")
+        import statistics
+
+        by = {w: [r["test_auroc"]["value"] for r in data["distributed"] if r["workers"] == w] for w in (1, 2)}
+        if len(by[1]) >= 2 and by[2]:
+            m1, s1, m2 = statistics.mean(by[1]), statistics.stdev(by[1]), statistics.mean(by[2])
+            lines.append(f"- test AUROC over seeds: 1 worker {m1:.4f} ± {s1:.4f} (range {min(by[1]):.4f}-"
+                         f"{max(by[1]):.4f}, {len(by[1])} seeds), 2 workers {m2:.4f}"
+                         + (f" ± {statistics.stdev(by[2]):.4f}" if len(by[2]) >= 2 else "")
+                         + f"; difference {m2 - m1:+.4f} = {(m2 - m1) / s1:+.1f} seed-to-seed sd of one worker")
+            lines.append("")
     return "\n".join(lines)
 
 
