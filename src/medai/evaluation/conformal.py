@@ -1,12 +1,16 @@
 """Split conformal prediction for every kind of target, on crepes (Boström's conformal library).
 
-Fitted on a calibration set the model never trained on (the road's validation split), it turns scores into
+Fitted on a calibration set the model never trained on (the road's validation split, or the part of it held out from
+early stopping when the learner watches the validation records), it turns scores into
 prediction *sets* (classifiers) or *intervals* (regression) that contain the true value with probability at
 least the nominal coverage, for exchangeable data:
 
 - classification: non-conformity ``1 - p(true class)`` (the LAC/hinge score); ``standard`` is marginal
-  coverage, ``class-conditional`` (Mondrian by class) holds the coverage within every class - what a rare
-  positive class needs. A class is in a record's set when its conformal p-value exceeds ``1 - coverage``.
+  coverage, ``class-conditional`` (Mondrian by class: one quantile per class, from that class's calibration
+  records) holds the coverage within every class - what a rare positive class needs, and what stays valid when
+  the class balance of new records differs from the calibration records' (label shift). ``auto`` (the default)
+  is class-conditional when every class has enough calibration records (``ceil(coverage / (1 - coverage))``,
+  9 at 90%), else standard. A class is in a record's set when its conformal p-value exceeds ``1 - coverage``.
 - multilabel: each label is a binary problem of its own (label-wise coverage).
 - regression: non-conformity ``|y - y_hat|``, or ``|y - y_hat| / sigma`` (``normalized``) with ``sigma`` a
   difficulty estimate learned from the training residuals; ``auto`` keeps the normalized intervals only when
@@ -75,7 +79,7 @@ class Conformal:
             return cls._fit_regression(y, s, coverage, mode, sigma)
         if mode == "normalized":
             raise MedAIError("--conformal normalized applies to regression; use standard or class-conditional")
-        mode = "standard" if mode == "auto" else mode
+        mode, choice = _classifier_mode(kind, y, mode, classes, coverage)
         conditional = mode == "class-conditional"
         scores: dict[str, list[float]] = {}
         if kind == "multilabel":
@@ -96,8 +100,7 @@ class Conformal:
             else:
                 scores = {"all": alphas.tolist()}
         _check_size(len(y), coverage)
-        return cls(kind, coverage, mode, scores, list(classes), "set with --conformal" if conditional else
-                   "marginal (standard) coverage")
+        return cls(kind, coverage, mode, scores, list(classes), choice)
 
     @classmethod
     def _fit_regression(cls, y, pred, coverage, mode, sigma) -> Conformal:
@@ -191,6 +194,28 @@ class Conformal:
             return None
         return cls(data["kind"], float(data["coverage"]), data["mode"], {k: list(v) for k, v in data["scores"].items()},
                    list(data.get("classes", [])), data.get("choice", ""))
+
+
+def _classifier_mode(kind: str, y: np.ndarray, mode: str, classes: list[str], coverage: float) -> tuple[str, str]:
+    """The mode a classifier's sets use, and why. ``auto`` is class-conditional for binary and multiclass targets
+    when every class has enough calibration records for its own quantile, else standard (marginal)."""
+    if kind == "multilabel":
+        return ("standard", "standard: label-wise coverage") if mode == "auto" else (mode, "set with --conformal")
+    counts = {c: int(np.sum(y == k)) for k, c in enumerate(classes)}
+    short = {c: n for c, n in counts.items() if not enough_records(n, coverage)}
+    if mode == "class-conditional" and short:
+        need = int(np.ceil(coverage / (1 - coverage)))
+        raise MedAIError(f"class-conditional conformal sets need at least {need} calibration records of every "
+                         f"class at {coverage:.0%} coverage; "
+                         + ", ".join(f"{c!r} has {n}" for c, n in short.items())
+                         + " (more data, a lower --coverage, or --conformal standard)")
+    if mode != "auto":
+        return mode, "set with --conformal"
+    if short:
+        return "standard", ("standard (marginal): too few calibration records of "
+                            + ", ".join(f"{c!r} ({n})" for c, n in short.items()) + " for a quantile per class")
+    return "class-conditional", ("class-conditional (auto): the coverage holds within every class, so a rare class "
+                                 "keeps it and a change in class balance does not break it")
 
 
 def enough_records(n: int, coverage: float) -> bool:
