@@ -120,6 +120,7 @@ def test_a_learner_that_watches_validation_is_calibrated_on_records_it_never_wat
     assert len(seen["val"]) == len(parts["stop"]) < len(parts["val"])
     assert sum(len(v) for v in held.model_json["conformal"]["scores"].values()) == len(parts["cal"])
     assert "held out from early stopping" in held.metrics["conformal"]["calibration"]
+    assert "held out from early stopping" in (tmp_path / "held" / "report.html").read_text()
     assert held.metrics["decision"] == plain.metrics["decision"]  # the decision rule still sees all of validation
 
 
