@@ -54,8 +54,13 @@ def _sets(scores: list[float], alphas: np.ndarray, coverage: float) -> np.ndarra
 
     if len(scores) == 0:  # nothing to calibrate on: every candidate stays possible
         return np.ones(alphas.shape, dtype=bool)
-    classifier = ConformalClassifier().fit(np.asarray(scores, dtype=float))
-    return classifier.predict_set(alphas, confidence=coverage, smoothing=False).astype(bool)
+    n = len(scores)
+    p = ConformalClassifier().fit(np.asarray(scores, dtype=float)).predict_p(alphas, smoothing=False)
+    # p = (#{calibration scores >= alpha} + 1) / (n + 1); the textbook set keeps p > 1 - coverage (Vovk), i.e.
+    # alpha <= the ceil((n + 1) * coverage)-th smallest score. crepes' predict_set keeps p >= 1 - coverage, one
+    # rank wider whenever (n + 1) * (1 - coverage) is a whole number. Compared as counts, with a tolerance for
+    # 1 - coverage not being exact in floating point (1 - 0.8 = 0.19999999999999996).
+    return np.rint(p * (n + 1)) > (1 - coverage) * (n + 1) + 1e-9
 
 
 @dataclass
@@ -204,7 +209,7 @@ def _classifier_mode(kind: str, y: np.ndarray, mode: str, classes: list[str], co
     counts = {c: int(np.sum(y == k)) for k, c in enumerate(classes)}
     short = {c: n for c, n in counts.items() if not enough_records(n, coverage)}
     if mode == "class-conditional" and short:
-        need = int(np.ceil(coverage / (1 - coverage)))
+        need = min_records(coverage)
         raise MedAIError(f"class-conditional conformal sets need at least {need} calibration records of every "
                          f"class at {coverage:.0%} coverage; "
                          + ", ".join(f"{c!r} has {n}" for c, n in short.items())
@@ -223,9 +228,17 @@ def enough_records(n: int, coverage: float) -> bool:
     return bool(np.ceil((n + 1) * coverage) <= n)
 
 
+def min_records(coverage: float) -> int:
+    """The fewest calibration records that give a finite quantile at ``coverage`` (9 at 90%)."""
+    n = max(1, int(coverage / (1 - coverage)) - 1)
+    while not enough_records(n, coverage):
+        n += 1
+    return n
+
+
 def _check_size(n: int, coverage: float) -> None:
     if not enough_records(n, coverage):
-        need = int(np.ceil(coverage / (1 - coverage)))
+        need = min_records(coverage)
         raise MedAIError(f"{n} calibration record(s) are too few for {coverage:.0%} conformal coverage; it needs at "
                          f"least {need} (more data, a lower --coverage, or --conformal none)")
 
