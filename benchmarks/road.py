@@ -15,7 +15,7 @@
   are compared on the cached scores, none of them chosen on the test split.
 
 Usage: python benchmarks/road.py [--parts multiclass,regression,conformal] [--train-images] [--seeds 0,1]
-                                 [--threads 1] [--no-readme]
+                                 [--threads 1] [--reuse-tabular] [--no-readme]
 """
 
 from __future__ import annotations
@@ -232,8 +232,13 @@ def image_coverage(root: Path, train_missing: bool, threads: int) -> tuple[list[
     return [(r["coverage"], r["size"]) for r in default], rows
 
 
-def conformal(work: Path, imaging_out: Path, train_images: bool, threads: int) -> list[str]:
-    runs = coverage_runs(work)
+def conformal(work: Path, imaging_out: Path, train_images: bool, threads: int, root: Path, reuse: bool) -> list[str]:
+    cached = root / "coverage-tabular.json"  # the tabular runs of the last full run (--reuse-tabular reads them)
+    if reuse and cached.exists():
+        runs = {label: [tuple(v) for v in values] for label, values in json.loads(cached.read_text()).items()}
+    else:
+        runs = coverage_runs(work)
+        cached.write_text(json.dumps(runs))
     images, variant_rows = image_coverage(imaging_out, train_images, threads)
     if images:
         runs["PneumoniaMNIST (pneumonia-xray recipe)"] = images
@@ -260,13 +265,16 @@ def main() -> None:
     parser.add_argument("--train-images", action="store_true", help="train missing PneumoniaMNIST seeds 0-4")
     parser.add_argument("--seeds", default=None, help="comma-separated image seeds to train now (then exit)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for image training")
+    parser.add_argument("--reuse-tabular", action="store_true",
+                        help="take the WDBC/Pima/diabetes coverage runs from the last run's cache in --out")
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--out", default="runs/bench-road")
     args = parser.parse_args()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     parts = {"multiclass": multiclass, "regression": regression,
-             "conformal": lambda w: conformal(w, Path(args.images_out), args.train_images, args.threads)}
+             "conformal": lambda w: conformal(w, Path(args.images_out), args.train_images, args.threads, root,
+                                              args.reuse_tabular)}
     if args.seeds is not None:  # train image seeds only (several such processes may run side by side)
         train_images(Path(args.images_out), [int(s) for s in args.seeds.split(",")], args.threads)
         return
