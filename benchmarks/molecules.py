@@ -102,7 +102,7 @@ def run_one(name: str, seed: int, model: str) -> dict:
     task_name, split, _ = RUNS[name]
     task, modality = get_task(task_name), get_modality("molecules")
     options = TrainOptions(seed=seed, learner="auto", cv="none", n_boot=200, show_progress=False,
-                           extra={"split": split})
+                           conformal="standard", extra={"split": split})  # the table's "standard" column
     dataset = modality.load_task_data(task, options)
     target = infer_target(dataset.y, dataset.target_column, kind=task.kind, positive_label=task.positive_label)
     evaluator = evaluator_for(target.kind)

@@ -182,7 +182,9 @@ def train(
     cv: Annotated[str | None, typer.Option(help="Repeated CV 'FOLDSxREPEATS' (e.g. 5x5) or 'none'.")] = None,
     threshold: Annotated[str | None, typer.Option(help="youden, sensitivity:0.9 or fixed:0.5")] = None,
     coverage: Annotated[float, typer.Option(help="Nominal coverage of the conformal sets/intervals.")] = 0.9,
-    conformal: Annotated[str, typer.Option(help="auto, standard, class-conditional, normalized or none.")] = "auto",
+    conformal: Annotated[str, typer.Option(help=(
+        "auto (class-conditional sets when every class has enough calibration records, else standard; regression: "
+        "normalized when narrower), standard, class-conditional, normalized or none."))] = "auto",
     name: Annotated[str | None, typer.Option(help="Registry name (default: the task name).")] = None,
     register: Annotated[bool, typer.Option(help="Register the model in the registry.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,

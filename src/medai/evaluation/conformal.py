@@ -1,12 +1,16 @@
 """Split conformal prediction for every kind of target, on crepes (Boström's conformal library).
 
-Fitted on a calibration set the model never trained on (the road's validation split), it turns scores into
+Fitted on a calibration set the model never trained on (the road's validation split, or the part of it held out from
+early stopping when the learner watches the validation records), it turns scores into
 prediction *sets* (classifiers) or *intervals* (regression) that contain the true value with probability at
 least the nominal coverage, for exchangeable data:
 
 - classification: non-conformity ``1 - p(true class)`` (the LAC/hinge score); ``standard`` is marginal
-  coverage, ``class-conditional`` (Mondrian by class) holds the coverage within every class - what a rare
-  positive class needs. A class is in a record's set when its conformal p-value exceeds ``1 - coverage``.
+  coverage, ``class-conditional`` (Mondrian by class: one quantile per class, from that class's calibration
+  records) holds the coverage within every class - what a rare positive class needs, and what stays valid when
+  the class balance of new records differs from the calibration records' (label shift). ``auto`` (the default)
+  is class-conditional when every class has enough calibration records (``ceil(coverage / (1 - coverage))``,
+  9 at 90%), else standard. A class is in a record's set when its conformal p-value exceeds ``1 - coverage``.
 - multilabel: each label is a binary problem of its own (label-wise coverage).
 - regression: non-conformity ``|y - y_hat|``, or ``|y - y_hat| / sigma`` (``normalized``) with ``sigma`` a
   difficulty estimate learned from the training residuals; ``auto`` keeps the normalized intervals only when
@@ -50,8 +54,13 @@ def _sets(scores: list[float], alphas: np.ndarray, coverage: float) -> np.ndarra
 
     if len(scores) == 0:  # nothing to calibrate on: every candidate stays possible
         return np.ones(alphas.shape, dtype=bool)
-    classifier = ConformalClassifier().fit(np.asarray(scores, dtype=float))
-    return classifier.predict_set(alphas, confidence=coverage, smoothing=False).astype(bool)
+    n = len(scores)
+    p = ConformalClassifier().fit(np.asarray(scores, dtype=float)).predict_p(alphas, smoothing=False)
+    # p = (#{calibration scores >= alpha} + 1) / (n + 1); the textbook set keeps p > 1 - coverage (Vovk), i.e.
+    # alpha <= the ceil((n + 1) * coverage)-th smallest score. crepes' predict_set keeps p >= 1 - coverage, one
+    # rank wider whenever (n + 1) * (1 - coverage) is a whole number. Compared as counts, with a tolerance for
+    # 1 - coverage not being exact in floating point (1 - 0.8 = 0.19999999999999996).
+    return np.rint(p * (n + 1)) > (1 - coverage) * (n + 1) + 1e-9
 
 
 @dataclass
@@ -75,7 +84,7 @@ class Conformal:
             return cls._fit_regression(y, s, coverage, mode, sigma)
         if mode == "normalized":
             raise MedAIError("--conformal normalized applies to regression; use standard or class-conditional")
-        mode = "standard" if mode == "auto" else mode
+        mode, choice = _classifier_mode(kind, y, mode, classes, coverage)
         conditional = mode == "class-conditional"
         scores: dict[str, list[float]] = {}
         if kind == "multilabel":
@@ -96,8 +105,7 @@ class Conformal:
             else:
                 scores = {"all": alphas.tolist()}
         _check_size(len(y), coverage)
-        return cls(kind, coverage, mode, scores, list(classes), "set with --conformal" if conditional else
-                   "marginal (standard) coverage")
+        return cls(kind, coverage, mode, scores, list(classes), choice)
 
     @classmethod
     def _fit_regression(cls, y, pred, coverage, mode, sigma) -> Conformal:
@@ -193,14 +201,44 @@ class Conformal:
                    list(data.get("classes", [])), data.get("choice", ""))
 
 
+def _classifier_mode(kind: str, y: np.ndarray, mode: str, classes: list[str], coverage: float) -> tuple[str, str]:
+    """The mode a classifier's sets use, and why. ``auto`` is class-conditional for binary and multiclass targets
+    when every class has enough calibration records for its own quantile, else standard (marginal)."""
+    if kind == "multilabel":
+        return ("standard", "standard: label-wise coverage") if mode == "auto" else (mode, "set with --conformal")
+    counts = {c: int(np.sum(y == k)) for k, c in enumerate(classes)}
+    short = {c: n for c, n in counts.items() if not enough_records(n, coverage)}
+    if mode == "class-conditional" and short:
+        need = min_records(coverage)
+        raise MedAIError(f"class-conditional conformal sets need at least {need} calibration records of every "
+                         f"class at {coverage:.0%} coverage; "
+                         + ", ".join(f"{c!r} has {n}" for c, n in short.items())
+                         + " (more data, a lower --coverage, or --conformal standard)")
+    if mode != "auto":
+        return mode, "set with --conformal"
+    if short:
+        return "standard", ("standard (marginal): too few calibration records of "
+                            + ", ".join(f"{c!r} ({n})" for c, n in short.items()) + " for a quantile per class")
+    return "class-conditional", ("class-conditional (auto): the coverage holds within every class, so a rare class "
+                                 "keeps it and a change in class balance does not break it")
+
+
 def enough_records(n: int, coverage: float) -> bool:
     """A finite interval (a set smaller than every class) needs ceil((n + 1) * coverage) <= n."""
     return bool(np.ceil((n + 1) * coverage) <= n)
 
 
+def min_records(coverage: float) -> int:
+    """The fewest calibration records that give a finite quantile at ``coverage`` (9 at 90%)."""
+    n = max(1, int(coverage / (1 - coverage)) - 1)
+    while not enough_records(n, coverage):
+        n += 1
+    return n
+
+
 def _check_size(n: int, coverage: float) -> None:
     if not enough_records(n, coverage):
-        need = int(np.ceil(coverage / (1 - coverage)))
+        need = min_records(coverage)
         raise MedAIError(f"{n} calibration record(s) are too few for {coverage:.0%} conformal coverage; it needs at "
                          f"least {need} (more data, a lower --coverage, or --conformal none)")
 

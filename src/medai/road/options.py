@@ -17,8 +17,9 @@ class TrainOptions:
 
     - ``cv``: ``"task"`` (the task's protocol), ``None``/``"none"``, or ``"FOLDSxREPEATS"``.
     - ``threshold``: ``"youden"``, ``"sensitivity:0.9"``, ``"fixed:0.5"`` (binary and multilabel targets).
-    - ``coverage``: nominal coverage of the conformal sets/intervals; ``conformal``: ``auto``, ``standard``,
-      ``class-conditional``, ``normalized`` or ``none``.
+    - ``coverage``: nominal coverage of the conformal sets/intervals; ``conformal``: ``auto`` (classifiers:
+      class-conditional when every class has enough calibration records, else standard; regression: normalized
+      when narrower), ``standard``, ``class-conditional``, ``normalized`` or ``none``.
     - ``say``: where the road states what it decided (kind of target, positive class, dropped columns,
       warnings); the CLI prints it.
     """

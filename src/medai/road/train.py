@@ -23,7 +23,7 @@ from medai.evaluation.kinds import evaluator_for
 from medai.evaluation.subgroups import subgroup_table
 from medai.models.artifact import write_artifact
 from medai.parallel import current_executor, fit_learner, parallel_map
-from medai.road import report
+from medai.road import calibration, report
 from medai.road.common import library_versions, medai_version, now_iso, progress
 from medai.road.model import FORMAT, Model, difficulty_sigma
 from medai.road.options import TrainOptions
@@ -38,6 +38,7 @@ class TrainResult:
     metrics: dict[str, Any]
     model_json: dict[str, Any]
     model: Model
+    parts: dict[str, np.ndarray] | None = None  # record positions: train, val, test; stop and cal (see calibration)
 
 
 def train_task(name: str, out: str | Path | None = None, options: TrainOptions | None = None) -> TrainResult:
@@ -126,7 +127,13 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
 
         learner = with_hyperparameters(learner, options.hyperparameters)
         say(f"hyper-parameters set: {options.hyperparameters}")
-    learner = fit_learner(modality, learner, X["train"], y_fit[parts["train"]], X["val"], y_fit[parts["val"]])
+    held = {"stop": parts["val"], "cal": parts["val"]}  # validation records early stopping watches / calibrating
+    if conformal_mode != "none" and calibration.watches_validation(learner):
+        groups = None if dataset.groups is None else np.asarray(dataset.groups)[parts["val"]]
+        held["stop"], held["cal"] = calibration.calibration_split(
+            parts["val"], evaluator.strata(y)[parts["val"]], groups, options.seed, options.coverage)
+    X_stop = X["val"] if len(held["stop"]) == len(parts["val"]) else take(dataset.X, held["stop"])
+    learner = fit_learner(modality, learner, X["train"], y_fit[parts["train"]], X_stop, y_fit[held["stop"]])
     s_val, s_test = (evaluator.scores(learner, X[name], target) for name in ("val", "test"))
     y_val, y_test = y[parts["val"]], y[parts["test"]]
 
@@ -136,7 +143,9 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     extra = evaluator.extra_results(y_test, s_test, decision, y_val, s_val, target, rule,
                                     n_boot=options.n_boot, seed=options.seed)
     conformal, conformal_metrics, difficulty = _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test,
-                                                          options, conformal_mode)
+                                                          options, conformal_mode, np.isin(parts["val"], held["cal"]))
+    if conformal_metrics:
+        conformal_metrics["calibration"] = calibration.describe({"val": parts["val"], **held})
     cv_spec = task.split.cv if options.cv == "task" else options.cv
     cv_spec = cv_spec if parse_cv(cv_spec) else None
     cv = _cross_validate(modality, learner, dataset, y_fit, y, evaluator, target, cv_spec, options) if cv_spec else {}
@@ -178,7 +187,8 @@ def train(task: Task, dataset: Dataset, out: str | Path | None = None, options: 
     write_artifact(out, files)
     if "monitoring.json" in files:
         model.monitoring = json.loads(files["monitoring.json"])
-    return TrainResult(task=task, out=out, metrics=report.json_safe(metrics), model_json=model_json, model=model)
+    return TrainResult(task=task, out=out, metrics=report.json_safe(metrics), model_json=model_json, model=model,
+                       parts={**parts, **held})
 
 
 def _merge_extras(extras: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
@@ -228,8 +238,9 @@ def _split(dataset: Dataset, strata, stratify: bool, task: Task, options: TrainO
     return parts
 
 
-def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, options, mode):
-    """The conformal calibrator fitted on the validation records, and its coverage on the test records."""
+def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, options, mode, cal):
+    """The conformal calibrator fitted on the calibration records (``cal``: a mask over the validation
+    records), and its coverage on the test records."""
     if mode == "none":
         return None, {}, None
     sigma_val = sigma_test = difficulty = None
@@ -240,9 +251,9 @@ def _conformal(modality, learner, X, y_fit, parts, target, s_val, s_test, option
             difficulty = fit_difficulty(Z, residuals, options.seed)
             sigma_val, sigma_test = (difficulty_sigma(difficulty, modality.embed(learner, X[name]))
                                      for name in ("val", "test"))
-    conformal = Conformal.fit(target.kind, y_fit[parts["val"]], s_val, coverage=options.coverage,
+    conformal = Conformal.fit(target.kind, y_fit[parts["val"]][cal], np.asarray(s_val)[cal], coverage=options.coverage,
                               mode=mode, classes=target.classes, positive_index=target.positive_index,
-                              sigma=sigma_val)
+                              sigma=None if sigma_val is None else np.asarray(sigma_val)[cal])
     if conformal.mode != "normalized":
         difficulty = sigma_test = None
     metrics = conformal.evaluate(y_fit[parts["test"]], s_test, positive_index=target.positive_index, sigma=sigma_test,

@@ -209,6 +209,7 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
     """
 
     supports_data_parallel = True  # medai.scale.distributed may train it on several workers (Ray Train)
+    watches_validation = True  # keeps the epoch with the best validation AUROC (the road calibrates elsewhere)
 
     def fit_data_parallel(self, X, y, X_val=None, y_val=None, *, rank: int, world_size: int,
                           checkpoint_dir: str | Path | None = None, resume: bool = False) -> ImageClassifier:
