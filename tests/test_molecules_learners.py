@@ -175,7 +175,7 @@ def test_auto_chooses_the_feature_set_that_carries_the_signal_on_inner_validatio
     assert chosen["chosen"] and chosen["cv"] == "3-fold scaffold-grouped CV" and chosen["metric"] == "roc_auc"
     loser = ({"random forest on morgan", "random forest on rdkit2d"} - {wins}).pop()
     assert chosen["scores"][wins] > chosen["scores"][loser]
-    assert chosen["weights"][wins] >= 0.5 and chosen["weights"][wins] == max(chosen["weights"].values())
+    assert chosen["weights"][wins] > max(0.5, chosen["weights"].get(loser, 0.0))  # chosen, not merely averaged
     assert learner.describe().endswith("(chosen by 3-fold scaffold-grouped CV on the training molecules)")
 
 
