@@ -176,9 +176,10 @@ def table(results: dict, names: list[str], models: list[str]) -> str:
 
 
 def load_results(directory: Path) -> dict:
-    """Every stored run: one file per task (``molecules-<task>.json``) plus the single file of older runs."""
+    """Every stored run: one file per task (``molecules-<task>.json``, here or in a folder below it, as separate
+    processes keep them) plus the single file of older runs."""
     results: dict = {}
-    for path in sorted(directory.glob("molecules*.json")):
+    for path in sorted(directory.glob("**/molecules*.json")):
         results.update(json.loads(path.read_text()))
     return results
 
@@ -228,9 +229,10 @@ def main() -> None:
                 results = json.loads(store.read_text()) if store.exists() else {}
                 if key in results:
                     continue
-                results[key] = run_one(name, seed, model, args.chemprop_epochs)
+                r = run_one(name, seed, model, args.chemprop_epochs)
+                results = json.loads(store.read_text()) if store.exists() else {}  # another process may have added
+                results[key] = r
                 store.write_text(json.dumps(results, indent=1))
-                r = results[key]
                 print(f"{key}: {r['metric']} {r['value']:.4f}  cpu {r['cpu_s'] / 60:.1f} min  wall "
                       f"{r['wall_s'] / 60:.1f} min  {r.get('learner', '')}", flush=True)
     results = load_results(directory)
