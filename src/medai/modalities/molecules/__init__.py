@@ -160,8 +160,10 @@ class MoleculesModality(Modality):
         trees = int(extra.get("n_estimators") or 500)
         if trees < 1:
             raise MedAIError(f"--n-estimators must be at least 1, got {trees}")
+        split = extra.get("split") or (task.options.get("split") if task is not None else None) or "scaffold"
         return MoleculeForest(model=name, task=target.kind, features=features, radius=int(extra.get("radius") or 2),
-                              n_bits=int(extra.get("n_bits") or 2048), n_estimators=trees, seed=options.seed)
+                              n_bits=int(extra.get("n_bits") or 2048), n_estimators=trees, seed=options.seed,
+                              selection="random" if split == "random" else "scaffold")
 
     def fit(self, learner, X, y, X_val=None, y_val=None):
         if getattr(learner, "watches_validation", False):
@@ -172,11 +174,9 @@ class MoleculesModality(Modality):
         params = {k: (v if isinstance(v, int | float | str | bool | type(None)) else str(v))
                   for k, v in learner.get_params().items()}
         if isinstance(learner, MoleculeForest):
-            from medai.modalities.molecules.learners import DESCRIBED
-
-            members = [DESCRIBED[name] for name in learner.member_names()]
-            described = members[0] if len(members) == 1 else " + ".join(members) + " (mean)"
-            return {"name": f"{described} on {learner.features}", "hyperparameters": params, "training": {}}
+            selection = getattr(learner, "selection_", None)
+            return {"name": learner.describe(), "hyperparameters": params,
+                    "training": {"selection": selection} if selection else {}}
         return {"name": "chemprop D-MPNN" + (" + RDKit 2D descriptors" if learner.descriptors else ""),
                 "hyperparameters": params, "training": {"best_epoch": int(learner.best_epoch_)}}
 

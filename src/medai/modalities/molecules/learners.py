@@ -1,12 +1,13 @@
-"""Learners on molecular features: random forest, extremely randomised trees, LightGBM, and an ensemble of them
-(``auto``), as scikit-learn estimators that take standardised SMILES.
+"""Learners on molecular features: random forest, extremely randomised trees, LightGBM, and ``auto``, as
+scikit-learn estimators that take standardised SMILES.
 
-``auto`` is the mean of extra trees and LightGBM on all the features (classification), plus, for regression, a
-support-vector regressor on the RDKit 2D descriptors (smooth in the physico-chemical properties, where trees
-extrapolate in steps). The members were chosen by scaffold-grouped (classification) or random (regression)
-3-fold cross-validation on the training molecules of BBBP, BACE and ESOL - never on a test set: among random
-forest on Morgan counts, random forest on descriptors + MACCS, extra trees, LightGBM, logistic regression and
-ridge/SVR on descriptors and their pairs, these were the best on every set (``benchmarks/molecules.py``).
+``auto`` (single-task) chooses its own members: each candidate - a learner on a subset of the feature kinds
+(:data:`CANDIDATES`: random forest on Morgan counts, on Morgan + RDKit 2D descriptors, on descriptors + MACCS;
+extra trees and LightGBM on all three; for regression also an RBF SVR on the descriptors) - is cross-validated
+inside the training molecules (scaffold-grouped folds for a scaffold split, random folds for a random one), and
+greedy ensemble selection (Caruana et al. 2004) on the out-of-fold outputs gives the weighted average it keeps.
+The test molecules are never seen. Multi-task ``auto`` is the fixed mean of extra trees and LightGBM on all
+features (choosing per assay would cost 12 times as much on Tox21).
 
 ``task`` is the road's kind of target: ``binary``/``multiclass`` (``y`` = class index), ``multilabel``
 (``(n, L)`` 0/1 with NaN where a task's label is unknown: one model per task, fitted on the molecules whose
@@ -83,19 +84,50 @@ def descriptor_svr(task: str, seed: int, n_estimators: int, n_jobs: int):
                          StandardScaler(), SVR(C=5.0, epsilon=0.05, gamma="scale"))
 
 
-def columns(F: np.ndarray, cols: tuple[int, int] | None) -> np.ndarray:
-    return F if cols is None else F[:, cols[0]:cols[1]]
+def columns(F: np.ndarray, cols) -> np.ndarray:
+    """The columns a member reads: all (``None``), one range ``(start, stop)``, or several ``((start, stop), ...)``."""
+    if cols is None:
+        return F
+    if isinstance(cols[0], int | np.integer):
+        return F[:, cols[0]:cols[1]]
+    if len(cols) == 1:
+        return F[:, cols[0][0]:cols[0][1]]
+    return F[:, np.concatenate([np.arange(a, b) for a, b in cols])]
 
 
 BUILDERS = {"rf": forest, "extratrees": extra_trees, "lightgbm": boosting, "svr": descriptor_svr}
 DESCRIBED = {"rf": "random forest", "extratrees": "extra trees", "lightgbm": "LightGBM",
              "svr": "SVR on RDKit 2D descriptors"}
+ALL = ("morgan", "rdkit2d", "maccs")
+# what ``auto`` chooses among (learner, feature kinds), by cross-validation inside the training molecules
+CANDIDATES = {
+    "classification": (("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs")),
+                       ("extratrees", ALL), ("lightgbm", ALL)),
+    "regression": (("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs")), ("extratrees", ALL),
+                   ("lightgbm", ALL), ("svr", ("rdkit2d",))),
+}
+SELECTION_FOLDS = 3
 
 
 def auto_members(task: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The fixed ensemble ``auto`` uses where it does not choose (multi-task, or too few molecules to choose on)."""
     if task == "regression" and "rdkit2d" in kinds:
         return ("extratrees", "lightgbm", "svr")
     return ("extratrees", "lightgbm")
+
+
+def auto_candidates(task: str, kinds: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The (learner, feature kinds) candidates ``auto`` chooses among, restricted to the features it was given."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for name, wanted in CANDIDATES["regression" if task == "regression" else "classification"]:
+        have = tuple(k for k in wanted if k in kinds)
+        if have and (name, have) not in out and (name != "svr" or have == ("rdkit2d",)):
+            out.append((name, have))
+    return out
+
+
+def describe_member(name: str, kinds: tuple[str, ...] | None) -> str:
+    return DESCRIBED[name] if name == "svr" or kinds is None else f"{DESCRIBED[name]} on {','.join(kinds)}"
 
 
 class DomainMixin:
@@ -106,11 +138,19 @@ class DomainMixin:
 
 
 class MoleculeForest(DomainMixin, BaseEstimator):
-    """Random forest (``rf``), extra trees (``extratrees``), LightGBM (``lightgbm``) or the ensemble (``auto``:
-    the mean of its members' outputs, see :func:`auto_members`) on molecular features."""
+    """Random forest (``rf``), extra trees (``extratrees``), LightGBM (``lightgbm``) or ``auto``.
+
+    ``auto`` (single-task classification and regression) fits each candidate of :data:`CANDIDATES` - a learner
+    on a subset of the feature kinds - on ``SELECTION_FOLDS``-fold cross-validation inside the training
+    molecules (scaffold-grouped folds when ``selection="scaffold"``, random folds when ``"random"``), chooses a
+    weighted average of them by greedy ensemble selection on the out-of-fold outputs
+    (:mod:`medai.modalities.molecules.selection`) and refits the chosen ones on all the training molecules.
+    Multi-task ``auto`` (and ``auto`` on too few molecules to choose on) is the fixed mean of
+    :func:`auto_members`. What was tried and chosen is kept in ``selection_``."""
 
     def __init__(self, model: str = "auto", task: str = "binary", features: str = "morgan,rdkit2d,maccs",
-                 radius: int = 2, n_bits: int = 2048, n_estimators: int = 500, seed: int = 0, n_jobs: int = 2):
+                 radius: int = 2, n_bits: int = 2048, n_estimators: int = 500, seed: int = 0, n_jobs: int = 2,
+                 selection: str = "scaffold"):
         self.model = model
         self.task = task
         self.features = features
@@ -119,32 +159,52 @@ class MoleculeForest(DomainMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.seed = seed
         self.n_jobs = n_jobs
+        self.selection = selection
 
     @property
     def featurizer(self) -> Featurizer:
         return Featurizer(parse_kinds(self.features), int(self.radius), int(self.n_bits))
 
     def member_names(self) -> tuple[str, ...]:
+        """The learners of the fitted model (before fitting: of the fixed ensemble ``auto`` falls back to)."""
         if self.model not in MODELS:
             raise MedAIError(f"unknown learner {self.model!r}; choose one of {', '.join((*MODELS, 'chemprop'))}")
+        if getattr(self, "members_", None):
+            return tuple(name for name, _ in self.members_)
         return auto_members(self.task, parse_kinds(self.features)) if self.model == "auto" else (self.model,)
 
-    def _members(self) -> list:
-        return [BUILDERS[name](self.task, self.seed, int(self.n_estimators), int(self.n_jobs))
-                for name in self.member_names()]
+    def describe(self) -> str:
+        """One line: the members, their features and weights."""
+        members = getattr(self, "members_", None) or [(name, None) for name in self.member_names()]
+        weights = self.member_weights(len(members))
+        if getattr(self, "selection_", {}).get("chosen"):
+            return " + ".join(f"{w:.2f} {describe_member(*m)}" for m, w in zip(members, weights, strict=True)) + \
+                f" (chosen by {self.selection_['cv']} on the training molecules)"
+        if len(members) == 1:
+            return f"{DESCRIBED[members[0][0]]} on {self.features}"
+        return " + ".join(DESCRIBED[name] for name, _ in members) + f" (mean) on {self.features}"
 
-    def _columns(self) -> list:
-        """The feature columns each member reads (``(start, stop)``): the descriptors for the SVR, all (``None``)
-        for the trees."""
+    def member_weights(self, n: int) -> np.ndarray:
+        weights = getattr(self, "weights_", None)
+        return np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=float)
+
+    def _build(self, name: str):
+        return BUILDERS[name](self.task, self.seed, int(self.n_estimators), int(self.n_jobs))
+
+    def _kind_columns(self, kinds: tuple[str, ...] | None) -> tuple | None:
+        """The column ranges of the feature kinds ``kinds`` in the featurizer's matrix (``None``: all of it)."""
         featurizer = self.featurizer
-        out = []
-        for name in self.member_names():
-            if name == "svr":
-                start = featurizer.names().index(featurizer.descriptor_names()[0])
-                out.append((start, start + len(featurizer.descriptor_names())))
-            else:
-                out.append(None)
-        return out
+        if kinds is None or set(kinds) == set(featurizer.kinds):
+            return None
+        widths = {"morgan": int(self.n_bits), "rdkit2d": len(featurizer.descriptor_names()), "maccs": 167}
+        ranges, start = {}, 0
+        for kind in featurizer.kinds:
+            ranges[kind], start = (start, start + widths[kind]), start + widths[kind]
+        return tuple(ranges[kind] for kind in featurizer.kinds if kind in kinds)
+
+    def _fixed_members(self) -> list[tuple[str, tuple[str, ...] | None]]:
+        names = auto_members(self.task, self.featurizer.kinds) if self.model == "auto" else (self.model,)
+        return [(name, ("rdkit2d",) if name == "svr" else None) for name in names]
 
     def fitted_columns(self, members) -> list:
         """The columns of each fitted member (all of them for models saved before members had their own)."""
@@ -154,39 +214,79 @@ class MoleculeForest(DomainMixin, BaseEstimator):
         F = self.featurizer.transform(X)
         y = np.asarray(y)
         self.n_features_ = F.shape[1]
-        self.columns_ = self._columns()
+        self.weights_ = None
+        self.selection_ = {}
         if self.task == "multilabel":
+            self.members_ = self._fixed_members()
+            self.columns_ = [self._kind_columns(kinds) for _, kinds in self.members_]
             self.estimators_ = [self._fit_label(F, y[:, j]) for j in range(y.shape[1])]
         else:
             if self.task != "regression":
                 self.classes_ = np.unique(y.astype(int))
                 self.n_classes_ = int(self.classes_.max()) + 1
-            members = zip(self._members(), self.columns_, strict=True)
-            self.estimators_ = [[member.fit(columns(F, cols), y) for member, cols in members]]
+            self.members_ = self._choose(X, F, y) if self.model == "auto" else self._fixed_members()
+            self.columns_ = [self._kind_columns(kinds) for _, kinds in self.members_]
+            self.estimators_ = [[self._build(name).fit(columns(F, cols), y)
+                                 for (name, _), cols in zip(self.members_, self.columns_, strict=True)]]
         self.fit_domain(X)
         return self
+
+    def _choose(self, X, F, y) -> list[tuple[str, tuple[str, ...] | None]]:
+        """Cross-validation inside the training molecules, then greedy ensemble selection; sets ``weights_``."""
+        from medai.modalities.molecules.selection import ensemble_selection, inner_folds, scorer
+
+        folds = inner_folds(list(X), y, self.task, self.selection, int(self.seed), SELECTION_FOLDS)
+        if folds is None:
+            self.selection_ = {"chosen": False, "why": f"too few molecules for {SELECTION_FOLDS}-fold selection"}
+            return self._fixed_members()
+        candidates = auto_candidates(self.task, self.featurizer.kinds)
+        metric, score = scorer(self.task)
+        oof = [self._out_of_fold(F, y, name, self._kind_columns(kinds), folds) for name, kinds in candidates]
+        weights = ensemble_selection(oof, y, score)
+        chosen = np.flatnonzero(weights > 0)
+        self.weights_ = [float(weights[i]) for i in chosen]
+        ensemble = np.sum([weights[i] * oof[i] for i in chosen], axis=0)
+        self.selection_ = {
+            "chosen": True, "cv": f"{SELECTION_FOLDS}-fold {self.selection}-grouped CV".replace("random-grouped",
+                                                                                                  "random"),
+            "metric": metric, "scores": {describe_member(*c): round(score(y, o), 4) for c, o in zip(candidates, oof,
+                                                                                                   strict=True)},
+            "weights": {describe_member(*candidates[i]): round(float(weights[i]), 4) for i in chosen},
+            "ensemble_score": round(score(y, ensemble), 4)}
+        return [candidates[i] for i in chosen]
+
+    def _out_of_fold(self, F, y, name, cols, folds) -> np.ndarray:
+        out = np.zeros(len(y)) if self.task == "regression" else np.zeros((len(y), self.n_classes_))
+        for train, val in folds:
+            member = self._build(name).fit(columns(F[train], cols), y[train])
+            if self.task == "regression":
+                out[val] = member.predict(columns(F[val], cols))
+            else:
+                out[np.ix_(val, member.classes_.astype(int))] = member.predict_proba(columns(F[val], cols))
+        return out
 
     def _fit_label(self, F, yj):
         known = ~np.isnan(yj)
         values = yj[known].astype(int)
         if len(np.unique(values)) < 2:  # a task with one known value: its rate as a constant
             return [float(values.mean()) if len(values) else 0.0]
-        members = zip(self._members(), self.columns_, strict=True)
-        return [member.fit(columns(F[known], cols), values) for member, cols in members]
+        return [self._build(name).fit(columns(F[known], cols), values)
+                for (name, _), cols in zip(self.members_, self.columns_, strict=True)]
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def output(self, F) -> np.ndarray:
         """What the road scores, from a feature matrix: class probabilities ``(n, k)``, label probabilities
-        ``(n, L)`` or values ``(n,)``."""
+        ``(n, L)`` or values ``(n,)``: the (weighted) mean of the members'."""
         if self.task == "multilabel":
             return np.column_stack([self._positive(members, F) for members in self.estimators_])
-        members = list(zip(self.estimators_[0], self.fitted_columns(self.estimators_[0]), strict=True))
+        fitted = self.estimators_[0]
+        members = list(zip(fitted, self.fitted_columns(fitted), self.member_weights(len(fitted)), strict=True))
         if self.task == "regression":
-            return np.mean([m.predict(columns(F, cols)) for m, cols in members], axis=0)
+            return np.sum([w * m.predict(columns(F, cols)) for m, cols, w in members], axis=0)
         proba = np.zeros((len(F), self.n_classes_))
-        for m, cols in members:
-            proba[:, m.classes_.astype(int)] += m.predict_proba(columns(F, cols))
-        return proba / len(members)
+        for m, cols, w in members:
+            proba[:, m.classes_.astype(int)] += w * m.predict_proba(columns(F, cols))
+        return proba
 
     def _positive(self, members, F) -> np.ndarray:
         if isinstance(members[0], float):

@@ -4,7 +4,11 @@ The network, its training loop (lightning) and its featurisation are chemprop's;
 targets into chemprop datapoints, keeps the weights of the epoch with the lowest validation loss (chemprop's
 own rule) when validation molecules are given, and stores the weights as safetensors with a JSON config - never
 a pickled checkpoint. ``descriptors=True`` adds RDKit 2D descriptors as extra molecule features (chemprop's
-``x_d``), compressed by ``sign(x) log(1 + |x|)`` and standardised inside the model.
+``x_d``). They are scaled as descriptastorus' ``rdkit_2d_normalized`` (what chemprop 1 recommended) scales them:
+each descriptor through its cumulative distribution, here the empirical one of the training molecules (101
+quantiles, kept with the weights), so every value lies in [0, 1] whatever its range (``descriptor_scaling="cdf"``,
+the default); ``"log"`` compresses by ``sign(x) log(1 + |x|)`` instead (models saved before the option). Either
+is then standardised inside the model.
 """
 
 from __future__ import annotations
@@ -16,13 +20,34 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from medai.errors import MedAIError
 from medai.modalities.molecules.learners import DomainMixin
 
 WEIGHTS, CONFIG = "weights.safetensors", "chemprop.json"
 
 
+SCALINGS = ("cdf", "log")
+N_QUANTILES = 101
+
+
 def _compress(D: np.ndarray) -> np.ndarray:
     return np.sign(D) * np.log1p(np.abs(D))
+
+
+def fit_quantiles(D: np.ndarray) -> np.ndarray:
+    """``(N_QUANTILES, n_descriptors)``: each descriptor's empirical quantiles (NaN already filled)."""
+    return np.quantile(D, np.linspace(0, 1, N_QUANTILES), axis=0)
+
+
+def cdf(D: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Each column through its empirical CDF (linear between quantiles; ties take the middle of their range),
+    clipped to [0, 1] beyond the training range."""
+    levels = np.linspace(0, 1, len(quantiles))
+    out = np.empty_like(D, dtype=float)
+    for j in range(D.shape[1]):
+        q = quantiles[:, j]
+        out[:, j] = 0.5 * (np.interp(D[:, j], q, levels) - np.interp(-D[:, j], -q[::-1], -levels[::-1]))
+    return out
 
 
 class ChempropLearner(DomainMixin, BaseEstimator):
@@ -33,7 +58,7 @@ class ChempropLearner(DomainMixin, BaseEstimator):
     def __init__(self, task: str = "binary", n_classes: int = 2, epochs: int = 50, batch_size: int = 64,
                  hidden_size: int = 300, depth: int = 3, ffn_hidden: int = 300, ffn_layers: int = 1,
                  dropout: float = 0.0, descriptors: bool = False, seed: int = 0, threads: int = 2,
-                 progress: bool = False):
+                 progress: bool = False, descriptor_scaling: str = "cdf"):
         self.task = task
         self.n_classes = n_classes
         self.epochs = epochs
@@ -47,6 +72,7 @@ class ChempropLearner(DomainMixin, BaseEstimator):
         self.seed = seed
         self.threads = threads
         self.progress = progress
+        self.descriptor_scaling = descriptor_scaling
 
     # -- data ------------------------------------------------------------------------------------------------
     def _targets(self, y) -> np.ndarray:
@@ -58,10 +84,12 @@ class ChempropLearner(DomainMixin, BaseEstimator):
             return None
         from medai.modalities.molecules.features import Featurizer
 
-        D = _compress(Featurizer(("rdkit2d",)).transform(X).astype(float))
+        D = Featurizer(("rdkit2d",)).transform(X).astype(float)
+        if self.descriptor_scaling == "log":
+            D = _compress(D)
         missing = np.isnan(D)
         D[missing] = np.take(self.descriptor_fill_, np.nonzero(missing)[1])
-        return D
+        return cdf(D, self.descriptor_quantiles_) if self.descriptor_scaling == "cdf" else D
 
     def _dataset(self, X, y=None):
         from chemprop import data
@@ -113,13 +141,23 @@ class ChempropLearner(DomainMixin, BaseEstimator):
         pl.seed_everything(int(self.seed), workers=True, verbose=False)
         Y = self._targets(y)
         self.n_tasks_ = 1 if self.task == "multiclass" else Y.shape[1]
-        self.descriptor_fill_ = np.zeros(0)
+        self.descriptor_fill_, self.descriptor_quantiles_ = np.zeros(0), np.zeros((0, 0))
         self.n_descriptors_ = 0
+        if self.descriptor_scaling not in SCALINGS:
+            raise MedAIError(f"descriptor_scaling must be one of {', '.join(SCALINGS)}, "
+                             f"got {self.descriptor_scaling!r}")
         if self.descriptors:
             from medai.modalities.molecules.features import Featurizer
 
-            raw = _compress(Featurizer(("rdkit2d",)).transform(X).astype(float))
-            self.descriptor_fill_ = np.nan_to_num(np.nanmedian(raw, axis=0))
+            raw = Featurizer(("rdkit2d",)).transform(X).astype(float)
+            raw = _compress(raw) if self.descriptor_scaling == "log" else raw
+            with warnings.catch_warnings():  # a descriptor undefined for every training molecule: filled with 0
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.descriptor_fill_ = np.nan_to_num(np.nanmedian(raw, axis=0))
+            if self.descriptor_scaling == "cdf":
+                missing = np.isnan(raw)
+                raw[missing] = np.take(self.descriptor_fill_, np.nonzero(missing)[1])
+                self.descriptor_quantiles_ = fit_quantiles(raw)
             self.n_descriptors_ = raw.shape[1]
         train = self._dataset(X, Y)
         y_mean = y_scale = d_mean = d_scale = None
@@ -214,6 +252,8 @@ class ChempropLearner(DomainMixin, BaseEstimator):
         tensors = {f"network.{k}": v.detach().contiguous() for k, v in self.network_.state_dict().items()}
         tensors["domain"] = torch.from_numpy(np.ascontiguousarray(self.domain_))
         tensors["descriptor_fill"] = torch.from_numpy(np.asarray(self.descriptor_fill_, dtype=np.float64))
+        tensors["descriptor_quantiles"] = torch.from_numpy(np.ascontiguousarray(self.descriptor_quantiles_,
+                                                                                dtype=np.float64))
         config = {"params": self.get_params(), "n_tasks": int(self.n_tasks_), "best_epoch": int(self.best_epoch_),
                   "n_descriptors": int(self.n_descriptors_)}
         return {WEIGHTS: save(tensors), CONFIG: json.dumps(config, indent=1).encode()}
@@ -223,12 +263,15 @@ class ChempropLearner(DomainMixin, BaseEstimator):
         from safetensors.torch import load
 
         settings: dict[str, Any] = json.loads(config)
+        settings["params"].setdefault("descriptor_scaling", "log")  # saved before descriptors were CDF-scaled
         learner = cls(**{k: v for k, v in settings["params"].items() if k in cls._get_param_names()})
         learner.n_tasks_, learner.best_epoch_ = settings["n_tasks"], settings["best_epoch"]
         learner.n_descriptors_ = settings["n_descriptors"]
         tensors = load(weights)
         learner.domain_ = tensors.pop("domain").numpy()
         learner.descriptor_fill_ = tensors.pop("descriptor_fill").numpy()
+        quantiles = tensors.pop("descriptor_quantiles", None)
+        learner.descriptor_quantiles_ = np.zeros((0, 0)) if quantiles is None else quantiles.numpy()
         network = learner._network()
         network.load_state_dict({k.removeprefix("network."): v for k, v in tensors.items()})
         learner.network_ = network.eval()
