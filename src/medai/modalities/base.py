@@ -124,13 +124,16 @@ class Modality:
         raise NotImplementedError
 
     def fit(self, learner, X, y, X_val=None, y_val=None):
-        """Fit on training records; learners that stop early may watch the validation records."""
+        """Fit on training records; a learner that declares ``watches_validation`` (it stops early or keeps its
+        best epoch) also gets the validation records."""
+        if getattr(learner, "watches_validation", False):
+            return learner.fit(X, y, X_val, y_val)
         return learner.fit(X, y)
 
     def describe_learner(self, learner, name: str) -> dict[str, Any]:
         """``{"name", "hyperparameters", "training"}`` for model.json and the report."""
         params = learner.get_params() if hasattr(learner, "get_params") else {}
-        return {"name": name, "hyperparameters": _json_params(params), "training": {}}
+        return {"name": name, "hyperparameters": json_params(params), "training": {}}
 
     def save_learner(self, learner) -> dict[str, bytes]:
         """Weights as files (name -> bytes) in a format that cannot run code on load."""
@@ -201,5 +204,19 @@ class Modality:
         return []
 
 
-def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+def labelled_records(frame, model, source: str) -> tuple[Any, Any, list[str]]:
+    """The records of ``frame`` that carry the model's target (one column, or several joined by commas for a
+    multilabel model): ``(records, targets, notes)``; unlabelled records are left out and counted in ``notes``."""
+    targets = model.target.column.split(",")
+    absent = [t for t in targets if t not in frame.columns]
+    if absent:
+        raise MedAIError(f"{source} has no target column {absent[0]!r} to evaluate against")
+    keep = frame[targets].notna().any(axis=1) if len(targets) > 1 else frame[targets[0]].notna()
+    notes = [] if keep.all() else [f"{int((~keep).sum())} unlabelled record(s) left out"]
+    frame = frame.loc[keep].reset_index(drop=True)
+    return frame, (frame[targets] if len(targets) > 1 else frame[targets[0]]), notes
+
+
+def json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters as JSON values (anything else as its string)."""
     return {k: (v if isinstance(v, int | float | str | bool | type(None)) else str(v)) for k, v in params.items()}

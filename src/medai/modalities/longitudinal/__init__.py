@@ -185,9 +185,9 @@ class LongitudinalModality(Modality):
         return learner.fit(X, y, X_val, y_val)
 
     def describe_learner(self, learner, name: str) -> dict[str, Any]:
-        from medai.modalities.base import _json_params
+        from medai.modalities.base import json_params
 
-        params = _json_params(learner.get_params())
+        params = json_params(learner.get_params())
         if hasattr(learner, "booster_"):
             return {"name": "LightGBM on summary features (last/min/max/mean/slope/count per variable)",
                     "hyperparameters": params, "training": {"trees": int(learner.best_iteration_)}}

@@ -20,6 +20,7 @@ import numpy as np
 from medai.data.dataset import Dataset, Inputs
 from medai.errors import MedAIError
 from medai.modalities import RECORDS, CliOption, Modality, register_modality
+from medai.modalities.base import json_params
 from medai.modalities.molecules import domain
 from medai.modalities.molecules.learners import MoleculeForest
 
@@ -165,14 +166,8 @@ class MoleculesModality(Modality):
                               n_bits=int(extra.get("n_bits") or 2048), n_estimators=trees, seed=options.seed,
                               selection="random" if split == "random" else "scaffold")
 
-    def fit(self, learner, X, y, X_val=None, y_val=None):
-        if getattr(learner, "watches_validation", False):
-            return learner.fit(X, y, X_val, y_val)
-        return learner.fit(X, y)
-
     def describe_learner(self, learner, name: str) -> dict[str, Any]:
-        params = {k: (v if isinstance(v, int | float | str | bool | type(None)) else str(v))
-                  for k, v in learner.get_params().items()}
+        params = json_params(learner.get_params())
         if isinstance(learner, MoleculeForest):
             selection = getattr(learner, "selection_", None)
             return {"name": learner.describe(), "hyperparameters": params,

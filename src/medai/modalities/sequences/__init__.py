@@ -20,6 +20,7 @@ import numpy as np
 from medai.data.dataset import Dataset, Inputs
 from medai.errors import MedAIError
 from medai.modalities import RECORDS, CliOption, Modality, register_modality
+from medai.modalities.base import json_params
 
 KMER_LEARNERS = ("svm", "logistic", "gbm")
 LEARNERS = (*KMER_LEARNERS, "wd-svm", "cnn", "ensemble", "auto")
@@ -209,14 +210,8 @@ class SequencesModality(Modality):
         return KmerClassifier(model=name, features=features, k=ks[0] if len(ks) == 1 else None, k_range=k_range,
                               alphabet=settings["alphabet"], ambiguity=settings["ambiguity"], seed=options.seed)
 
-    def fit(self, learner, X, y, X_val=None, y_val=None):
-        if getattr(learner, "watches_validation", False):
-            return learner.fit(X, y, X_val, y_val)
-        return learner.fit(X, y)
-
     def describe_learner(self, learner, name: str) -> dict[str, Any]:
-        params = {k: (v if isinstance(v, int | float | str | bool | type(None)) else str(v))
-                  for k, v in learner.get_params().items()}
+        params = json_params(learner.get_params())
         training = {}
         member = getattr(learner, "kmer_member", learner)
         if hasattr(learner, "kmer_member"):

@@ -14,6 +14,7 @@ from medai.errors import MedAIError
 from medai.evaluation import plots
 from medai.evaluation.subgroups import find_subgroup_columns
 from medai.modalities import RECORDS, CliOption, Modality, register_modality
+from medai.modalities.base import labelled_records
 from medai.modalities.tabular.schema import (
     TabularSchema,
     coerce_features,
@@ -97,15 +98,7 @@ class TabularModality(Modality):
         schema = TabularSchema.from_json(model.input_schema)
         notes, y = [], None
         if labelled:
-            targets = [c for c in model.target.column.split(",")]
-            absent = [t for t in targets if t not in frame.columns]
-            if absent:
-                raise MedAIError(f"{source} has no target column {absent[0]!r} to evaluate against")
-            keep = frame[targets].notna().any(axis=1) if len(targets) > 1 else frame[targets[0]].notna()
-            if not keep.all():
-                notes.append(f"{int((~keep).sum())} unlabelled record(s) left out")
-            frame = frame.loc[keep].reset_index(drop=True)
-            y = frame[targets] if len(targets) > 1 else frame[targets[0]]
+            frame, y, notes = labelled_records(frame, model, source)
         if len(frame) == 0:
             raise MedAIError(f"{source} has no records to predict")
         ids = frame[schema.id_column].tolist() if schema.id_column and schema.id_column in frame.columns else None

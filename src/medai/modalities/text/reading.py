@@ -12,6 +12,7 @@ import pandas as pd
 from medai.data.dataset import Dataset, Inputs
 from medai.data.tables import read_table, table_format
 from medai.errors import MedAIError
+from medai.modalities.base import labelled_records
 from medai.modalities.text.corpora import MAX_DOCUMENT_BYTES, Corpus, detect_format, read_corpus, read_text_file
 
 TEXT_FIELD = "text"  # the one field of a text record in the service: {"records": [{"text": "..."}]}
@@ -247,15 +248,7 @@ def inputs_from_frame(frame: pd.DataFrame, model, source: str, labelled: bool = 
     if labelled:
         if model.kind == ENTITY_TARGET:
             raise MedAIError(f"{source}: an entity model is evaluated on an annotated corpus (BRAT, CoNLL, PubTator)")
-        targets = model.target.column.split(",")
-        absent = [t for t in targets if t not in frame.columns]
-        if absent:
-            raise MedAIError(f"{source} has no target column {absent[0]!r} to evaluate against")
-        keep = frame[targets].notna().any(axis=1) if len(targets) > 1 else frame[targets[0]].notna()
-        if not keep.all():
-            notes.append(f"{int((~keep).sum())} unlabelled record(s) left out")
-        frame = frame.loc[keep].reset_index(drop=True)
-        y = frame[targets] if len(targets) > 1 else frame[targets[0]]
+        frame, y, notes = labelled_records(frame, model, source)
     id_column = schema.get("id_column")
     ids = frame[id_column].tolist() if id_column and id_column in frame.columns else None
     if len(frame) == 0:
