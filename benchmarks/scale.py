@@ -142,16 +142,19 @@ def batch_run(address: str, model: Path, source: Path, workers: int, batch: int)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _batch_row(what: str, workers: int, r: dict) -> dict:
+    return {"what": what, "workers": workers, "records_per_s": r["rows"] / r["seconds"], "seconds": r["seconds"],
+            "steady_per_s": r["steady_per_s"], "first_batch_s": r["first_batch_s"], "driver_peak_mb": r["peak_mb"],
+            "load": load_average()}
+
+
 def section_batch(address: str, rows: int, images: bool = True) -> list[dict]:
     out = []
     model = pima_model()
     small, large = pima_rows_parquet(rows // 10), pima_rows_parquet(rows)
     for source, workers in ((small, 2), (large, 1), (large, 2)):
         r = batch_run(address, model, source, workers, 50_000)
-        out.append({"what": f"tabular {r['rows']:,} rows", "workers": workers,
-                    "records_per_s": r["rows"] / r["seconds"], "seconds": r["seconds"],
-                    "steady_per_s": r["steady_per_s"], "first_batch_s": r["first_batch_s"],
-                    "driver_peak_mb": r["peak_mb"], "load": load_average()})
+        out.append(_batch_row(f"tabular {r['rows']:,} rows", workers, r))
         print(out[-1], flush=True)
         save("batch", out)
     if not images:
@@ -160,10 +163,7 @@ def section_batch(address: str, rows: int, images: bool = True) -> list[dict]:
     model = pneumonia_model()
     for workers in (1, 2):
         r = batch_run(address, model, folder, workers, 128)
-        out.append({"what": f"PneumoniaMNIST train images ({r['rows']:,} PNG)", "workers": workers,
-                    "records_per_s": r["rows"] / r["seconds"], "seconds": r["seconds"],
-                    "steady_per_s": r["steady_per_s"], "first_batch_s": r["first_batch_s"],
-                    "driver_peak_mb": r["peak_mb"], "load": load_average()})
+        out.append(_batch_row(f"PneumoniaMNIST train images ({r['rows']:,} PNG)", workers, r))
         print(out[-1], flush=True)
     return out
 

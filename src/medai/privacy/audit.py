@@ -324,6 +324,7 @@ class AuditLog:
         if self._lock_path is None or fcntl is None:
             yield
             return
+        # opened per append: a handle shared over fork would be one lock for parent and children
         with self._thread_lock, open(self._lock_path, "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
