@@ -26,7 +26,9 @@ def test_settle_collects_garbage_cycles_then_freezes_survivors():
         del garbage
         frozen = heap.settle()
         assert gone() is None  # collected before freezing, not frozen as garbage
-        assert frozen == gc.get_freeze_count() > 0
+        # frozen objects can still be freed by reference counting (other threads of the test process do), so the
+        # count can only have fallen since settle returned it
+        assert 0 < gc.get_freeze_count() <= frozen
         del kept
         gc.collect()
         assert stays() is not None  # frozen: ordinary collections skip it (that is the point)
