@@ -218,7 +218,8 @@ def main() -> int:
             import subprocess
 
             code = ("from medai.registry import Registry\n"
-                    f"Registry().register({str(artifact)!r}, name='wdbc') if not Registry().list_models() else None")
+                    f"Registry().register({str(artifact)!r}, name='wdbc') if not Registry().list_models() else None\n"
+                    "Registry().set_stage('wdbc', 1, 'production')  # preloaded by every worker at start-up")
             subprocess.run([sys.executable, "-c", code], env=env, check=True)
             key = create_key(home, "clinician", env)
             if capacity is None:  # measured once, on one worker, without a rate limit

@@ -113,3 +113,72 @@ def test_redis_unreachable():
         limiter.hit("k")
     open_limiter = RedisRateLimiter("redis://127.0.0.1:1/0", 1, 1, fail_open=True, socket_timeout_s=0.5)
     assert open_limiter.hit("k") == (True, 0.0)
+
+
+def _counting_claims(limiter):
+    calls = []
+    script = limiter._script
+
+    def counted(**kwargs):
+        calls.append(kwargs)
+        return script(**kwargs)
+
+    limiter._script = counted
+    return calls
+
+
+def test_redis_limiter_leases_requests_so_most_hits_skip_redis(redis_url, redis_prefix):
+    workers = [RedisRateLimiter(redis_url, 640, 30, prefix=redis_prefix) for _ in range(2)]
+    try:
+        assert workers[0].lease_size == 10  # limit // 64
+        claims = [_counting_claims(w) for w in workers]
+        allowed = [w.hit("busy").allowed for _ in range(400) for w in workers]
+        assert sum(allowed) <= 640  # never more than the limit in a window
+        assert sum(allowed) >= 640 - 2 * 10  # at most one unused lease per worker is lost
+        assert not any(allowed[-40:])  # over the limit now
+        assert sum(len(c) for c in claims) < 80  # ~64 claims of 10 plus one denial per worker, not 800
+        before = sum(len(c) for c in claims)
+        denied = workers[0].hit("busy")
+        assert not denied.allowed and 0 < denied.retry_after_s <= 30
+        assert sum(len(c) for c in claims) == before  # denied locally until the window ends
+    finally:
+        for w in workers:
+            w.close()
+
+
+def test_redis_limiter_claims_again_when_its_window_ends(redis_url, redis_prefix):
+    now = [1000.0]
+    limiter = RedisRateLimiter(redis_url, 3, 0.3, prefix=redis_prefix, clock=lambda: now[0])
+    try:
+        assert limiter.lease_size == 1  # small limits are counted exactly, one claim per request
+        assert [limiter.hit("k").allowed for _ in range(4)] == [True, True, True, False]
+        claims = _counting_claims(limiter)
+        assert not limiter.hit("k").allowed and not claims  # still in the window: no round trip
+        time.sleep(0.35)  # Redis's window expires ...
+        now[0] += 0.35  # ... and this worker's clock says so too
+        assert limiter.hit("k").allowed and len(claims) == 1
+    finally:
+        limiter.close()
+
+
+def test_redis_limiter_peeks_from_what_it_knows(redis_url, redis_prefix):
+    now = [50.0]
+    a, b = (RedisRateLimiter(redis_url, 3, 10, prefix=redis_prefix, clock=lambda: now[0]) for _ in range(2))
+    try:
+        assert b.peek("addr").allowed  # asked Redis: nothing counted yet
+        trips = []
+        pipeline = b._client.pipeline
+        b._client.pipeline = lambda **kw: trips.append(1) or pipeline(**kw)
+        assert [a.hit("addr").allowed for _ in range(4)] == [True, True, True, False]
+        assert not a.peek("addr").allowed  # a found it over the limit itself
+        assert b.peek("addr").allowed and not trips  # within peek_cache_s: b has not looked again (stated)
+        assert not b.hit("addr").allowed  # but its next hit counts in Redis and is denied ...
+        assert not b.peek("addr").allowed and not trips  # ... and from then on b knows, without a round trip
+        now[0] += b.peek_cache_s + 0.01
+        c = RedisRateLimiter(redis_url, 3, 10, prefix=redis_prefix, clock=lambda: now[0])
+        denied = c.peek("addr")  # a worker that saw nothing asks Redis
+        assert not denied.allowed and 0 < denied.retry_after_s <= 10
+        c.close()
+    finally:
+        a.close()
+        b.close()

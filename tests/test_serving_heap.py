@@ -57,3 +57,38 @@ def test_service_settles_after_start_and_after_each_model_load(monkeypatch, tmp_
         assert len(calls) == 2  # the model's load
         state.load_model(record)
         assert len(calls) == 2  # cached: nothing new to freeze
+
+
+def _started_models(monkeypatch, tmp_path, artifact, preload, promote):
+    from fastapi.testclient import TestClient
+
+    from medai.registry import Registry
+    from medai.serving.app import create_app
+
+    monkeypatch.setenv("MEDAI_HOME", str(tmp_path))
+    monkeypatch.delenv("MEDAI_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDAI_PRELOAD_MODELS", preload)
+    registry = Registry()
+    registry.register(artifact, name="wdbc")
+    registry.register(artifact, name="other")
+    if promote:
+        registry.set_stage("wdbc", 1, "production")
+    app = create_app()
+    with TestClient(app) as client:
+        loaded = sorted(app.state.medai._models)  # before any request
+        assert client.get("/health").status_code == 200
+    return loaded
+
+
+def test_service_preloads_production_models_at_start(monkeypatch, tmp_path, wdbc_artifact):
+    assert _started_models(monkeypatch, tmp_path, wdbc_artifact, "production", promote=True) == [("wdbc", 1)]
+
+
+def test_preload_choices(monkeypatch, tmp_path, wdbc_artifact):
+    assert _started_models(monkeypatch, tmp_path / "a", wdbc_artifact, "production", promote=False) == []
+    assert _started_models(monkeypatch, tmp_path / "b", wdbc_artifact, "all", promote=False) == [
+        ("other", 1), ("wdbc", 1)]
+    assert _started_models(monkeypatch, tmp_path / "c", wdbc_artifact, "none", promote=True) == []
+    # a name that is not registered is logged and skipped: the service still starts and loads the rest
+    assert _started_models(monkeypatch, tmp_path / "d", wdbc_artifact, "missing, other", promote=False) == [
+        ("other", 1)]

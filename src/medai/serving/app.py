@@ -87,6 +87,10 @@ class Settings:
     job_poll_s: float = 1.0
     job_lease_s: float = 60.0
     model_cache_size: int = 16
+    # models loaded at start-up, so no request waits for a load: "production" (the production version of each
+    # model that has one), "all" (the default version of every model), "none", or a comma-separated list of
+    # model names (their default versions); at most model_cache_size in all
+    preload_models: str = field(default_factory=lambda: os.environ.get("MEDAI_PRELOAD_MODELS", "production"))
     default_version_ttl_s: float = 2.0
     key_cache_ttl_s: float = 5.0
     # failed authentications allowed per client address and window before it gets 429 without a key check
@@ -213,6 +217,26 @@ class ServiceState:
                 heap.settle()  # the model lives as long as the process: keep full GC passes from walking it
         return model
 
+    def preload(self) -> list[str]:
+        """Load the models ``settings.preload_models`` names; returns their refs. A model that fails to load is
+        logged by name and left to fail on its first request, as it would without preloading."""
+        choice = self.settings.preload_models.strip()
+        if choice in ("", "none"):
+            return []
+        if choice in ("production", "all"):
+            names = sorted({r.name for r in self.registry.list_models() if choice == "all" or r.stage == "production"})
+        else:
+            names = [n.strip() for n in choice.split(",") if n.strip()]
+        loaded = []
+        for name in names[: self.settings.model_cache_size]:
+            try:
+                record = self.record(name)
+                self.load_model(record)
+                loaded.append(record.ref)
+            except Exception as exc:  # noqa: BLE001 - never keeps the service from starting
+                log.warning("preloading model %r failed: %s", name, type(exc).__name__)
+        return loaded
+
     def clean_leftovers(self) -> None:
         """What a crash left behind: registrations that never committed, request uploads, job files."""
         try:
@@ -254,6 +278,7 @@ class ServiceState:
 
             self.worker = JobWorker(self.jobs, self.run_job, poll_s=self.settings.job_poll_s)
             self.worker.start()
+        self.preload()
         heap.settle()
 
     def observer(self, record, model, record_ids=None):

@@ -8,9 +8,14 @@ can get up to ``2 * limit`` requests within ``window_s``; that is the accepted p
 Two back-ends with the same behaviour:
 
 - :class:`MemoryRateLimiter`: in-process, for a single worker (and tests).
-- :class:`RedisRateLimiter`: shared by every worker through Redis; one atomic Lua script per hit
-  (``INCR``; ``PEXPIRE`` on the first hit; ``PTTL``), so concurrent workers never lose counts and a
-  window can never be left without an expiry.
+- :class:`RedisRateLimiter`: shared by every worker through Redis; one atomic Lua script per claim
+  (``INCRBY``; ``PEXPIRE`` on the first claim; ``PTTL``), so concurrent workers never lose counts and a
+  window can never be left without an expiry. A Redis round trip costs a served request about 0.2 ms of
+  CPU and 0.3 ms of blocked event loop, as much as the rest of a small prediction, so a worker claims a
+  *lease* of ``limit // 64`` requests at a time (1, i.e. exact counting, for limits under 128) and counts
+  it down locally until the window ends; a key found over its limit is denied locally until its window
+  ends. No more than ``limit`` requests are ever allowed in a window; what leases leave unused when a window
+  ends (at most one lease per worker, under 2% of the limit each) is not allowed to anyone.
 
 ``RateLimiter.from_url(redis_url or None, limit, window_s)`` picks one. If Redis cannot be reached,
 ``hit`` raises :class:`RateLimiterUnavailable` (the service answers 503) unless ``fail_open=True``,
@@ -134,9 +139,9 @@ class MemoryRateLimiter(RateLimiter):
         return RateLimitResult(False, max(end - now, 0.0))
 
 
-_LUA_HIT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
+_LUA_CLAIM = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 local ttl = redis.call('PTTL', KEYS[1])
@@ -146,6 +151,9 @@ if ttl < 0 then
 end
 return {count, ttl}
 """
+
+
+_OVER_LIMIT = -1
 
 
 class RedisRateLimiter(RateLimiter):
@@ -160,6 +168,7 @@ class RedisRateLimiter(RateLimiter):
         prefix: str = "medai:ratelimit:",
         fail_open: bool = False,
         socket_timeout_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(limit, window_s)
         import redis  # the [serve] extra; only needed when a Redis URL is configured
@@ -168,30 +177,65 @@ class RedisRateLimiter(RateLimiter):
         self._client = redis.Redis.from_url(
             url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
         )
-        self._script = self._client.register_script(_LUA_HIT)
+        self._script = self._client.register_script(_LUA_CLAIM)
         self.prefix = prefix
         self.fail_open = fail_open
         self._window_ms = max(1, math.ceil(self.window_s * 1000))
+        self.lease_size = max(1, limit // 64)
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (end of its window by this worker's clock, requests left in this worker's lease or _OVER_LIMIT)
+        self._leases: dict[str, tuple[float, int]] = {}
+        # key -> until when a peek that found it within its limit is trusted without asking Redis again
+        self.peek_cache_s = min(1.0, self.window_s / 10)
+        self._peeked: dict[str, float] = {}
 
     def hit(self, key_id: str) -> RateLimitResult:
+        now = self._clock()
+        with self._lock:
+            end, left = self._leases.get(key_id, (0.0, 0))
+            if now < end and left > 0:
+                self._leases[key_id] = (end, left - 1)
+                return RateLimitResult(True, 0.0)
+            if now < end and left == _OVER_LIMIT:
+                return RateLimitResult(False, end - now)
         try:
-            count, ttl_ms = self._script(keys=[self.prefix + key_id], args=[self._window_ms])
+            count, ttl_ms = self._script(keys=[self.prefix + key_id], args=[self._window_ms, self.lease_size])
         except self._redis_errors as exc:
             if self.fail_open:
                 log.warning("rate limiter: Redis unreachable, allowing request (%s)", exc)
                 return RateLimitResult(True, 0.0)
             raise RateLimiterUnavailable(f"rate limiter: Redis unreachable ({exc})") from None
-        if int(count) <= self.limit:
-            return RateLimitResult(True, 0.0)
-        return RateLimitResult(False, max(int(ttl_ms), 0) / 1000.0)
+        ttl_s = max(int(ttl_ms), 0) / 1000.0
+        granted = min(self.lease_size, self.limit - (int(count) - self.lease_size))
+        with self._lock:
+            if len(self._leases) > 100_000:  # keys seen once, long expired
+                self._leases = {k: v for k, v in self._leases.items() if v[0] > now}
+                self._peeked = {k: v for k, v in self._peeked.items() if v > now}
+            self._leases[key_id] = (now + ttl_s, granted - 1 if granted > 0 else _OVER_LIMIT)
+        return RateLimitResult(True, 0.0) if granted > 0 else RateLimitResult(False, ttl_s)
 
     def reset(self, key_id: str) -> None:
+        with self._lock:
+            self._leases.pop(key_id, None)
+            self._peeked.pop(key_id, None)
         try:
             self._client.delete(self.prefix + key_id)
         except self._redis_errors as exc:
             raise RateLimiterUnavailable(f"rate limiter: Redis unreachable ({exc})") from None
 
     def peek(self, key_id: str) -> RateLimitResult:
+        """As the base class says, from this worker's own knowledge where it has it: a key it found over its
+        limit is denied until its window ends, and a key Redis showed within its limit less than
+        ``peek_cache_s`` ago is allowed without another round trip (the failed-authentication limiter peeks
+        on every request; what other workers counted in that time shows at the next :meth:`hit`)."""
+        now = self._clock()
+        with self._lock:
+            end, left = self._leases.get(key_id, (0.0, 0))
+            if now < end and left == _OVER_LIMIT:
+                return RateLimitResult(False, end - now)
+            if now < self._peeked.get(key_id, 0.0):
+                return RateLimitResult(True, 0.0)
         try:
             pipe = self._client.pipeline(transaction=False)
             pipe.get(self.prefix + key_id)
@@ -202,7 +246,11 @@ class RedisRateLimiter(RateLimiter):
                 return RateLimitResult(True, 0.0)
             raise RateLimiterUnavailable(f"rate limiter: Redis unreachable ({exc})") from None
         if count is None or int(count) < self.limit or int(ttl_ms) <= 0:
+            with self._lock:
+                self._peeked[key_id] = now + self.peek_cache_s
             return RateLimitResult(True, 0.0)
+        with self._lock:
+            self._leases[key_id] = (now + int(ttl_ms) / 1000.0, _OVER_LIMIT)
         return RateLimitResult(False, int(ttl_ms) / 1000.0)
 
     def ping(self) -> None:
