@@ -157,6 +157,20 @@ def test_shipped_artifact_is_checked_on_the_worker(tmp_path, risk_model):
         ShippedArtifact(tampered, shipped.manifest).materialize(tmp_path / "worker")
 
 
+def test_image_folders_are_cut_into_a_few_units_per_worker(tmp_path):
+    from types import SimpleNamespace
+
+    from medai.scale.batch import input_units
+
+    files = [tmp_path / f"img-{i:04d}.png" for i in range(4708)]
+    model = SimpleNamespace(input_contract="files", modality=SimpleNamespace(input_files=lambda path: files))
+    units = input_units(model, tmp_path, 4096, min_units=8)  # 2 workers, the CLI's default batch size
+    sizes = [len(u["path"].split("\n")) for u in units]
+    assert len(units) == 8 and sum(sizes) == 4708 and max(sizes) - min(sizes) <= 589 - 584
+    assert "\n".join(u["path"] for u in units).split("\n") == [str(f) for f in files]  # every file once, in order
+    assert [len(u["path"].split("\n")) for u in input_units(model, tmp_path, 128, min_units=8)][:2] == [128, 128]
+
+
 def test_cli_train_and_predict_with_ray(tmp_path, risk_model, cluster, capsys, monkeypatch):
     from medai.cli import main
 

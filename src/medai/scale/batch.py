@@ -10,6 +10,7 @@ and renamed into place only when every record is predicted; a failed job leaves 
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -94,9 +95,11 @@ class BatchResult:
     workers: int
 
 
-def input_units(model, path: Path, batch_size: int) -> list[dict[str, Any]]:
+def input_units(model, path: Path, batch_size: int, min_units: int = 1) -> list[dict[str, Any]]:
     """What to predict, cut into units the workers read themselves (the driver never reads the records): a
-    batch of file paths (files models), a Parquet row group, or a run of CSV lines (records models)."""
+    batch of file paths (files models), a Parquet row group, or a run of CSV lines (records models). Files come
+    in at least ``min_units`` batches when there are that many (with the default batch size of 4,096, a folder
+    of 4,708 images would otherwise be two batches of unequal size for any number of workers)."""
     path = Path(path).resolve()
     if not path.exists():
         raise MedAIError(f"INPUT {path} does not exist")
@@ -105,6 +108,7 @@ def input_units(model, path: Path, batch_size: int) -> list[dict[str, Any]]:
         if not files:
             raise MedAIError(f"{path} holds no input files for a {model.modality.name} model")
         names = [str(p) for p in files]
+        batch_size = min(batch_size, max(1, math.ceil(len(names) / min_units)))
         return [{"kind": "files", "path": "\n".join(names[i:i + batch_size]), "start": 0, "stop": 0}
                 for i in range(0, len(names), batch_size)]
     tables = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
@@ -198,7 +202,7 @@ def predict_batches(model_dir: Path, expected_manifest: dict[str, str] | None, i
     context.execution_options.preserve_order = True  # predictions come back in input order
     context.enable_progress_bars = False
     context.op_resource_reservation_enabled = False  # a small cluster cannot split its CPUs into reservations
-    units = input_units(model, input_path, batch_size)
+    units = input_units(model, input_path, batch_size, min_units=4 * workers)  # a few units per worker
     dataset = ray.data.from_items(units, override_num_blocks=len(units))
     predictions = dataset.map_batches(
         Predictor, batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=workers),
