@@ -411,6 +411,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--address", help="an already running cluster (else one is started here)")
     parser.add_argument("--no-images", action="store_true", help="batch: the tabular files only")
+    parser.add_argument("--no-readme", action="store_true",
+                        help="print the table only (the README's table is built from every section's results)")
     parser.add_argument("--predictions", type=int, default=10_000, help="serve: predictions sent")
     parser.add_argument("--replicas", type=int, default=2, help="serve: Ray Serve replicas")
     args = parser.parse_args()
@@ -445,6 +447,8 @@ def main() -> None:
         if cluster is not None:
             cluster.stop()
     print(table())
+    if args.no_readme:
+        return
     from readme_table import update_readme
 
     update_readme("scale", table())
