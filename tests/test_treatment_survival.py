@@ -214,7 +214,7 @@ def test_select_scores_members_and_their_ensemble_by_inner_cv():
     X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
     model = SurvivalLearner(learner="select", seed=0).fit(X, y)
     scores = model.selection_scores_
-    assert set(scores) == {"cox", "rsf", "gbs", "ensemble"} and all(0.5 < v <= 1 for v in scores.values())
+    assert set(scores) == {"cox-ridge", "cox-spline", "rsf", "ensemble"} and all(0.5 < v <= 1 for v in scores.values())
     assert model.chosen_learner_ == max(scores, key=scores.get)
     assert isinstance(model.model_, list) == (model.chosen_learner_ == "ensemble")
     assert model.predict(X).shape == (160,)
@@ -243,3 +243,95 @@ def test_cox_retries_with_more_ridge_when_newton_diverges(monkeypatch):
     monkeypatch.setattr(CoxPHSurvivalAnalysis, "fit", lambda self, X, y: (_ for _ in ()).throw(ValueError("nan")))
     with pytest.raises(MedAIError, match="does not converge"):
         SurvivalLearner(learner="cox", seed=0).fit(X, y)
+
+
+def test_ensemble_averages_member_percentiles_not_raw_scores():
+    """Members' risk scores live on different scales: the ensemble averages each member's score as a percentile
+    of its own training-record scores, so a member with a large scale does not outvote the others."""
+    from medai.modalities.treatment.survival import ensemble_risk, member_references, percentile
+
+    class Member:
+        def __init__(self, scale, sign):
+            self.scale, self.sign = scale, sign
+
+        def predict(self, Z):
+            return self.sign * self.scale * Z[:, 0]
+
+    Z = np.linspace(-1, 1, 21)[:, None]
+    members = [Member(1000.0, 1.0), Member(0.01, -1.0)]  # opposite orderings, scales 1e5 apart
+    references = member_references(members, Z)
+    risk = ensemble_risk(members, references, Z)
+    assert np.allclose(risk, 0.5)  # raw averaging would follow the first member's ordering
+    np.testing.assert_allclose(percentile(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 2.0, 2.5, 9.0])),
+                               [0.0, 0.375, 0.5, 1.0])
+
+
+def test_auto_is_ridge_cox_spline_cox_rsf_rank_average_and_per_patient_stable():
+    from medai.modalities.treatment.survival import RIDGE_ALPHAS, SplineCox, SurvivalLearner, percentile
+
+    frame = survival_frame(160, seed=6)
+    X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
+    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
+    assert model.chosen_learner_ == "ensemble" and len(model.model_) == 3
+    ridge, spline, forest = model.model_
+    assert ridge.alpha in RIDGE_ALPHAS and type(forest).__name__ == "RandomSurvivalForest"
+    assert isinstance(spline, SplineCox)
+    Z = model.transform(X)
+    expected = np.mean([percentile(np.sort(m.predict(Z)), m.predict(Z)) for m in model.model_], axis=0)
+    np.testing.assert_allclose(model.predict(X), expected)
+    assert 0 <= model.predict(X).min() and model.predict(X).max() <= 1
+    # a new patient's risk does not depend on who else is in the batch (percentiles of the training scores)
+    new = survival_frame(40, seed=60)[["age", "stage", "noise"]]
+    assert model.predict(new.iloc[[7]])[0] == pytest.approx(model.predict(new)[7])
+    assert harrell_of(model, X, y) > 0.7
+    curves = model.predict_curves(X.iloc[:5], [100.0, 400.0])
+    assert curves.shape == (5, 2) and (np.diff(curves, axis=1) <= 1e-12).all()
+
+
+def harrell_of(model, X, y) -> float:
+    from medai.evaluation.kinds.survival import harrell
+
+    return harrell(y, model.predict(X))
+
+
+def test_cox_ridge_penalty_is_chosen_by_inner_cv(monkeypatch):
+    """The ridge penalty is the one with the best inner cross-validated C-index: with pure-noise features the
+    heaviest penalties win; forcing the scores shows the argmax is taken."""
+    from medai.modalities.treatment import survival
+    from medai.modalities.treatment.survival import RIDGE_ALPHAS, SurvivalLearner
+
+    frame = survival_frame(120, seed=7)
+    X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
+    model = SurvivalLearner(learner="cox-ridge", seed=0).fit(X, y)
+    assert model.model_.alpha in RIDGE_ALPHAS and model.chosen_learner_ == "cox-ridge"
+    assert harrell_of(model, X, y) > 0.65
+    favoured = RIDGE_ALPHAS[2]
+    calls = iter(range(10_000))
+
+    def fake_harrell(y_true, risk):
+        return 1.0 if next(calls) % len(RIDGE_ALPHAS) == 2 else 0.5
+
+    monkeypatch.setattr(survival, "harrell", fake_harrell)
+    assert SurvivalLearner(learner="cox-ridge", seed=0).fit(X, y).model_.alpha == favoured
+
+
+def test_cox_spline_follows_a_risk_that_bends_where_linear_cox_cannot():
+    """A U-shaped hazard in age: linear Cox ranks held-out patients near chance, the spline Cox does not."""
+    from medai.evaluation.kinds.survival import harrell
+    from medai.modalities.treatment.survival import SplineCox, SurvivalLearner
+
+    rng = np.random.default_rng(8)
+    n = 400
+    age = rng.uniform(30, 90, n)
+    event_time = rng.exponential(1.0 / (0.002 * np.exp(0.004 * (age - 60) ** 2)))
+    censor_time = rng.uniform(50, 1500, n)
+    X = pd.DataFrame({"age": age, "noise": rng.normal(size=n)})
+    y = np.column_stack([np.minimum(event_time, censor_time), event_time <= censor_time]).astype(float)
+    train, test = slice(0, 300), slice(300, None)
+    spline = SurvivalLearner(learner="cox-spline", seed=0).fit(X.iloc[train], y[train])
+    linear = SurvivalLearner(learner="cox", seed=0).fit(X.iloc[train], y[train])
+    assert isinstance(spline.model_, SplineCox) and spline.model_.columns_ == [0, 1]
+    c_spline, c_linear = (harrell(y[test], m.predict(X.iloc[test])) for m in (spline, linear))
+    assert c_spline > 0.65 and c_spline > c_linear + 0.1
+    curves = spline.predict_curves(X.iloc[test][:3], [100.0, 300.0])
+    assert curves.shape == (3, 2) and ((0 <= curves) & (curves <= 1)).all()

@@ -31,7 +31,7 @@ def _contributions(X, values: np.ndarray, top_k: int, about: str) -> list[dict[s
 
 def explain(model, X, top_k: int = 5) -> list[dict[str, Any]]:
     if model.kind == "survival":
-        linear = model.learner.chosen_learner_ in ("cox", "coxnet")
+        linear = model.learner.chosen_learner_ in ("cox", "cox-ridge", "coxnet")
         return _contributions(X, model.learner.contributions(X), top_k,
                               "log relative hazard" if linear else "risk score")
     values = model.learner.effect_contributions(X)

@@ -6,14 +6,21 @@ survival curves at any times.
 
 - ``cox``: Cox proportional hazards (Efron ties, a tiny ridge penalty for stability); also fits lifelines'
   Cox model on the same features for hazard ratios with CIs and the Schoenfeld-residual test;
+- ``cox-ridge``: Cox with a ridge penalty chosen from ``RIDGE_ALPHAS`` by inner 3-fold cross-validated C-index;
 - ``coxnet``: elastic-net penalised Cox, its penalty chosen by inner 3-fold cross-validated C-index;
+- ``cox-spline``: ``coxnet`` on the features plus cubic B-splines of the numeric ones (risks that bend);
 - ``rsf``: random survival forest; ``gbs``: gradient-boosted Cox-loss trees;
-- ``ensemble``: the average survival curve of cox, rsf and gbs (risk = minus the restricted mean survival);
-- ``select``: the one of cox, rsf, gbs and ensemble with the best inner 3-fold cross-validated Harrell C-index;
-- ``auto``: the ensemble. Chosen on training records only: in inner 5-fold cross-validation on the training parts
-  of WHAS500, GBSG2 and veterans (5 splits each) the ensemble had the best mean C-index on each data set, and
-  choosing per split by inner cross-validation did no better on held-out records than the fixed ensemble (with
-  100-400 training records the inner estimates differ by less than their noise).
+- ``ensemble``: cox-ridge, cox-spline and rsf. Risk score: the mean of each member's own risk score read as a
+  percentile of that member's scores on the training records (the members' scores live on different scales);
+  survival curve: the members' average curve;
+- ``select``: the one of the ensemble's members and the ensemble with the best inner 3-fold cross-validated
+  Harrell C-index;
+- ``auto``: the ensemble. Chosen on training records only: inner 5-fold cross-validation on the training parts
+  of WHAS500, GBSG2 and veterans (5 splits each) compared members (cox, ridge cox, spline cox, rsf, gbs; coxnet and two
+  other rsf settings on GBSG2 and veterans only) and ways to combine them (average curve, percentiles, z-scores, stacking weights); this
+  combination had the best mean C-index over the three (0.736 against 0.730 for the previous cox+rsf+gbs
+  average curve). Choosing per split by inner cross-validation did no better on held-out records than a fixed
+  ensemble (with 100-400 training records the inner estimates differ by less than their noise).
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ from sklearn.utils.validation import check_is_fitted
 from medai.errors import MedAIError
 from medai.evaluation.kinds.survival import harrell
 
-SURVIVAL_LEARNERS = ("cox", "coxnet", "rsf", "gbs", "ensemble", "select")
-ENSEMBLE_MEMBERS = ("cox", "rsf", "gbs")
+SURVIVAL_LEARNERS = ("cox", "cox-ridge", "coxnet", "cox-spline", "rsf", "gbs", "ensemble", "select")
+ENSEMBLE_MEMBERS = ("cox-ridge", "cox-spline", "rsf")
+# Ridge penalties tried for cox-ridge (scikit-survival's alpha: the log partial likelihood minus alpha/2 * ||beta||^2,
+# features standardised), chosen by inner cross-validated C-index.
+RIDGE_ALPHAS = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
 
 def structured(y: np.ndarray):
@@ -56,7 +66,7 @@ def preprocessor() -> ColumnTransformer:
 
 
 def _estimator(name: str, seed: int):
-    if name == "cox":
+    if name in ("cox", "cox-ridge"):
         from sksurv.linear_model import CoxPHSurvivalAnalysis
 
         return CoxPHSurvivalAnalysis(alpha=1e-4, ties="efron", n_iter=200)
@@ -78,6 +88,39 @@ def _estimator(name: str, seed: int):
     raise MedAIError(f"unknown survival learner {name!r}; choose one of {', '.join((*SURVIVAL_LEARNERS, 'auto'))}")
 
 
+class SplineCox(BaseEstimator):
+    """Penalised Cox on the features plus a cubic B-spline basis (4 knots at quantiles, linear beyond them) of
+    each numeric feature with more than 5 distinct values, so that a risk can bend with a measurement; the
+    elastic-net penalty is chosen by inner cross-validated C-index as for ``coxnet``."""
+
+    def fit_with(self, learner: SurvivalLearner, Z: np.ndarray, y: np.ndarray) -> SplineCox:
+        from sklearn.preprocessing import SplineTransformer
+
+        self.columns_ = [j for j in range(Z.shape[1]) if len(np.unique(Z[:, j])) > 5]
+        if self.columns_:
+            self.spline_ = SplineTransformer(n_knots=4, degree=3, knots="quantile", extrapolation="linear").fit(
+                Z[:, self.columns_])
+            basis = self.spline_.transform(Z[:, self.columns_])
+            self.mean_, self.scale_ = basis.mean(axis=0), basis.std(axis=0) + 1e-9
+        W = self._expand(Z)
+        model = learner._tune_coxnet(_estimator("coxnet", learner.seed), W, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model_ = model.fit(W, structured(y))
+        return self
+
+    def _expand(self, Z: np.ndarray) -> np.ndarray:
+        if not self.columns_:
+            return Z
+        return np.hstack([Z, (self.spline_.transform(Z[:, self.columns_]) - self.mean_) / self.scale_])
+
+    def predict(self, Z: np.ndarray) -> np.ndarray:
+        return self.model_.predict(self._expand(Z))
+
+    def predict_survival_function(self, Z: np.ndarray):
+        return self.model_.predict_survival_function(self._expand(Z))
+
+
 def _curves(model, Z: np.ndarray, times: np.ndarray) -> np.ndarray:
     """``(n, len(times))`` survival probabilities; beyond a step function's domain the last value is carried."""
     functions = model.predict_survival_function(Z)
@@ -88,11 +131,26 @@ def _curves(model, Z: np.ndarray, times: np.ndarray) -> np.ndarray:
     return out
 
 
-def ensemble_risk(models, Z: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Minus the restricted mean survival (up to the last event time) of the members' average curve."""
-    curve = np.mean([_curves(m, Z, times) for m in models], axis=0)
-    widths = np.diff(np.concatenate([[0.0], times]))
-    return -(np.column_stack([np.ones(len(Z)), curve[:, :-1]]) * widths).sum(axis=1)
+def percentile(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mid-rank empirical CDF of ``values`` within the sorted ``reference`` scores, in [0, 1]."""
+    low = np.searchsorted(reference, values, side="left")
+    high = np.searchsorted(reference, values, side="right")
+    return (low + high) / (2.0 * len(reference))
+
+
+def member_references(models, Z: np.ndarray) -> list[np.ndarray]:
+    """Each member's risk scores on the training records, sorted: the scale its new scores are read against."""
+    return [np.sort(np.asarray(m.predict(Z), dtype=float)) for m in models]
+
+
+def ensemble_risk(models, references, Z: np.ndarray) -> np.ndarray:
+    """The mean over the members of each member's risk score as a percentile of its own training-record scores.
+
+    The members' scores live on different scales (a Cox linear predictor, a forest's summed cumulative hazard, a
+    boosted log hazard); percentiles put them on one scale before averaging (rank averaging), and each member
+    keeps its own native risk score, which ranks better than a score read off its survival curve."""
+    return np.mean([percentile(ref, np.asarray(m.predict(Z), dtype=float))
+                    for m, ref in zip(models, references, strict=True)], axis=0)
 
 
 class SurvivalLearner(BaseEstimator):
@@ -107,14 +165,21 @@ class SurvivalLearner(BaseEstimator):
     def _fit_one(self, name: str, Z: np.ndarray, y: np.ndarray):
         if name == "ensemble":
             return [self._fit_one(member, Z, y) for member in ENSEMBLE_MEMBERS]
+        if name == "cox-spline":
+            return SplineCox().fit_with(self, Z, y)
         model = _estimator(name, self.seed)
         if name == "coxnet":
             model = self._tune_coxnet(model, Z, y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if name != "cox":
+            if name not in ("cox", "cox-ridge"):
                 return model.fit(Z, structured(y))
-            for alpha in (1e-4, 1e-2, 1.0):  # a rare binary feature can make Newton's steps diverge: more ridge
+            if name == "cox":
+                alphas = (1e-4, 1e-2, 1.0)
+            else:
+                chosen = self._tune_ridge(Z, y)
+                alphas = [a for a in RIDGE_ALPHAS if a >= chosen]
+            for alpha in alphas:  # a rare binary feature can make Newton's steps diverge: more ridge
                 try:
                     return model.set_params(alpha=alpha).fit(Z, structured(y))
                 except (ValueError, np.linalg.LinAlgError):
@@ -134,6 +199,22 @@ class SurvivalLearner(BaseEstimator):
                 for k, alpha in enumerate(alphas):
                     scores[k] += np.nan_to_num(harrell(y[test], fitted.predict(Z[test], alpha=alpha)))
         return model.set_params(alphas=[float(alphas[int(np.argmax(scores))])])
+
+    def _tune_ridge(self, Z, y) -> float:
+        """The ridge penalty of RIDGE_ALPHAS with the best inner cross-validated Harrell C-index (a penalty whose
+        Newton steps diverge in a fold scores nothing there)."""
+        from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+        scores = np.zeros(len(RIDGE_ALPHAS))
+        for train, test in self._folds(y):
+            for k, alpha in enumerate(RIDGE_ALPHAS):
+                try:
+                    fitted = CoxPHSurvivalAnalysis(alpha=alpha, ties="efron", n_iter=200).fit(
+                        Z[train], structured(y[train]))
+                    scores[k] += np.nan_to_num(harrell(y[test], fitted.predict(Z[test])))
+                except (ValueError, np.linalg.LinAlgError):
+                    continue
+        return float(RIDGE_ALPHAS[int(np.argmax(scores))])
 
     def _folds(self, y):
         folds = StratifiedKFold(n_splits=self.inner_folds, shuffle=True, random_state=self.seed)
@@ -156,6 +237,7 @@ class SurvivalLearner(BaseEstimator):
             _estimator(chosen, self.seed)  # raises with the choices
         self.chosen_learner_ = chosen
         self.model_ = self._fit_one(chosen, Z, y)
+        self.references_ = member_references(self.model_, Z) if isinstance(self.model_, list) else None
         self.background_ = Z.mean(axis=0)
         self.cox_summary_ = cox_summary(Z, y, self.feature_names_) if chosen == "cox" else {}
         return self
@@ -168,8 +250,8 @@ class SurvivalLearner(BaseEstimator):
             members = [self._fit_one(name, Z[train], y[train]) for name in ENSEMBLE_MEMBERS]
             for name, member in zip(ENSEMBLE_MEMBERS, members, strict=True):
                 fold_scores[name].append(harrell(y[test], np.asarray(member.predict(Z[test]), dtype=float)))
-            times = np.unique(y[train][y[train][:, 1] == 1, 0])
-            fold_scores["ensemble"].append(harrell(y[test], ensemble_risk(members, Z[test], times)))
+            references = member_references(members, Z[train])
+            fold_scores["ensemble"].append(harrell(y[test], ensemble_risk(members, references, Z[test])))
         return {name: round(float(np.nanmean(values)), 6) for name, values in fold_scores.items()}
 
     # -- predicting ----------------------------------------------------------------------------------------
@@ -182,7 +264,7 @@ class SurvivalLearner(BaseEstimator):
 
     def _risk(self, Z) -> np.ndarray:
         if isinstance(self.model_, list):
-            return ensemble_risk(self.model_, Z, self.times_)
+            return ensemble_risk(self.model_, self.references_, Z)
         return np.asarray(self.model_.predict(Z), dtype=float)
 
     def predict(self, X) -> np.ndarray:
