@@ -16,11 +16,12 @@ survival curves at any times.
 - ``select``: the one of the ensemble's members and the ensemble with the best inner 3-fold cross-validated
   Harrell C-index;
 - ``auto``: the ensemble. Chosen on training records only: inner 5-fold cross-validation on the training parts
-  of WHAS500, GBSG2 and veterans (5 splits each) compared members (cox, ridge cox, spline cox, rsf, gbs; coxnet and two
-  other rsf settings on GBSG2 and veterans only) and ways to combine them (average curve, percentiles, z-scores, stacking weights); this
-  combination had the best mean C-index over the three (0.736 against 0.730 for the previous cox+rsf+gbs
-  average curve). Choosing per split by inner cross-validation did no better on held-out records than a fixed
-  ensemble (with 100-400 training records the inner estimates differ by less than their noise).
+  of WHAS500, GBSG2 and veterans (5 splits each) compared members (cox, ridge cox, spline cox, rsf, gbs; coxnet
+  and two other rsf settings on GBSG2 and veterans only) and ways to combine them (average curve, percentiles,
+  z-scores, stacking weights); this combination had the best mean C-index over the three (0.736 against 0.730
+  for the previous cox+rsf+gbs average curve). Choosing per split by inner cross-validation did no better on
+  held-out records than a fixed ensemble (with 100-400 training records the inner estimates differ by less
+  than their noise).
 """
 
 from __future__ import annotations
