@@ -18,7 +18,7 @@ from medai.modalities.text import evaluator as _evaluator  # noqa: F401  (regist
 from medai.modalities.text import reading
 from medai.modalities.text.corpora import detect_format
 
-CLASSIFIERS = ("tfidf", "rnn", "minilm", "transformer")
+CLASSIFIERS = ("tfidf", "rnn", "minilm", "ensemble", "transformer")
 TAGGERS = ("crf", "bilstm-crf", "transformer")
 NET_FILES = ("weights.safetensors", "network.json")
 _TRAIN_EVAL = ("train", "evaluate", "predict", "explain")
@@ -111,6 +111,10 @@ class TextModality(Modality):
             from medai.modalities.text.rnn import AttentionRNNClassifier
 
             return AttentionRNNClassifier(seed=seed, progress=options.show_progress, **settings)
+        if name == "ensemble":
+            from medai.modalities.text.ensemble import EnsembleClassifier
+
+            return EnsembleClassifier(seed=seed, **({"max_length": max_length} if max_length else {}))
         if name == "minilm":
             from medai.modalities.text.embeddings import SentenceEmbeddingClassifier
 
@@ -152,7 +156,8 @@ class TextModality(Modality):
             from medai.modalities.text.ner import CRFTagger, Lexicon
 
             saved = json.loads((folder / "crf.json").read_text())
-            learner = CRFTagger(**saved["params"])
+            # models saved before the BIOES scheme and the layout features were added used neither
+            learner = CRFTagger(**{"scheme": "bio", "layout": False, **saved["params"]})
             learner.labels_ = saved["labels"]
             learner.lexicon_ = Lexicon.from_json(saved["lexicon"]) if saved.get("lexicon") else None
             learner.model_bytes_ = (folder / "crf.crfsuite").read_bytes()
