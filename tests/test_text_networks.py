@@ -130,6 +130,11 @@ def test_ensemble_of_tfidf_and_minilm_trains_saves_reloads_and_averages(tmp_path
     assert np.allclose(model.learner.predict_proba(texts), (members["tfidf"] + members["minilm"]) / 2)
     assert not np.allclose(members["tfidf"], members["minilm"])
     assert model.predict(["chest pain radiating to the left arm and elevated troponin"])[0]["label"] == "cardiac"
-    (tmp_path / "ens/text/tfidf.skops").unlink()
+    import shutil
+
+    from medai.modalities.text.persist import load_saved
+
+    shutil.copytree(tmp_path / "ens/text", tmp_path / "broken")
+    (tmp_path / "broken/tfidf.skops").unlink()
     with pytest.raises(Exception, match="member files are missing"):
-        load_model(tmp_path / "ens")
+        load_saved(tmp_path / "broken")

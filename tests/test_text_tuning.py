@@ -170,7 +170,8 @@ def test_crf_bioes_with_layout_separates_adjacent_mentions_and_reloads(tmp_path)
         c = text.index(street, b)
         texts.append(text)
         spans.append([(a, a + len(name), "PERSON"), (b, b + len(number), "ADDR"), (c, c + len(street), "ADDR")])
-    model = CRFTagger(scheme="bioes", layout=True, max_iterations=60).fit(texts[:30], spans[:30])
+    model = CRFTagger(scheme="bioes", max_iterations=60).fit(texts[:30], spans[:30])
+    assert model.layout_  # "auto": the training documents have three lines each
     predicted = [[(s["start"], s["end"], s["label"]) for s in doc] for doc in model.predict(texts[30:])]
     assert sum(p == sorted(g) for p, g in zip(predicted, spans[30:], strict=True)) >= 8
     modality = TextModality()
@@ -178,6 +179,8 @@ def test_crf_bioes_with_layout_separates_adjacent_mentions_and_reloads(tmp_path)
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     loaded = modality.load_learner(tmp_path, {})
-    assert loaded.scheme == "bioes" and loaded.layout and loaded.predict(texts[30:]) == model.predict(texts[30:])
+    assert loaded.scheme == "bioes" and loaded.layout_ and loaded.predict(texts[30:]) == model.predict(texts[30:])
+    flat = [t.replace("\n", " ") for t in texts[:30]]
+    assert not CRFTagger(max_iterations=5).fit(flat, spans[:30]).layout_  # one-paragraph texts: no layout
     with pytest.raises(Exception, match="bio or bioes"):
         CRFTagger(scheme="bilou").fit(texts[:5], spans[:5])

@@ -146,6 +146,7 @@ class TextModality(Modality):
             params = learner.get_params()
             lexicon = getattr(learner, "lexicon_", None)
             meta = {"learner": "crf", "params": params, "labels": learner.labels_,
+                    "layout": bool(getattr(learner, "layout_", False)),
                     "lexicon": lexicon.to_json() if lexicon is not None else None}
             return {"text/crf.crfsuite": learner.model_bytes_, "text/crf.json": json.dumps(meta).encode()}
         return super().save_learner(learner)
@@ -159,6 +160,7 @@ class TextModality(Modality):
             # models saved before the BIOES scheme and the layout features were added used neither
             learner = CRFTagger(**{"scheme": "bio", "layout": False, **saved["params"]})
             learner.labels_ = saved["labels"]
+            learner.layout_ = bool(saved.get("layout", False))
             learner.lexicon_ = Lexicon.from_json(saved["lexicon"]) if saved.get("lexicon") else None
             learner.model_bytes_ = (folder / "crf.crfsuite").read_bytes()
             return learner

@@ -19,6 +19,7 @@ from medai.errors import MedAIError
 from medai.modalities.text.tokens import Token, bio_to_spans, segments, spans_to_bio, tokenize
 
 MAX_SEGMENT = 150
+LAYOUT_SHARE = 0.05
 
 
 class EntityTagger(BaseEstimator):
@@ -283,12 +284,13 @@ class CRFTagger(EntityTagger):
     ``lexicon``, gazetteer features from the training mentions (on the training documents themselves the
     gazetteer of the other ``lexicon_folds`` folds, so that the CRF learns how far an unseen text can trust it);
     with ``propagate``, document-level consistency of the predicted mentions (:func:`propagate_mentions`); with
-    ``layout`` (the default), the line-layout features of :func:`sequence_features`; ``scheme`` ``bioes`` trains
-    on BIOES tags instead of BIO."""
+    ``layout``, the line-layout features of :func:`sequence_features` (``"auto"``, the default: when at least
+    ``LAYOUT_SHARE`` of the training documents have three lines or more - forms, letters, address blocks - and not
+    for one-paragraph texts such as title + abstract); ``scheme`` ``bioes`` trains on BIOES tags instead of BIO."""
 
     def __init__(self, c1: float = 0.05, c2: float = 0.01, max_iterations: int = 150, window: int = 2,
                  min_freq: int = 1, lexicon: bool = False, lexicon_folds: int = 5, propagate: bool = True,
-                 scheme: str = "bio", layout: bool = True, verbose: bool = False):
+                 scheme: str = "bio", layout: bool | str = "auto", verbose: bool = False):
         self.c1 = c1
         self.c2 = c2
         self.max_iterations = max_iterations
@@ -306,6 +308,14 @@ class CRFTagger(EntityTagger):
 
         if self.scheme not in ("bio", "bioes"):
             raise MedAIError(f"CRF tagging scheme {self.scheme!r}: choose bio or bioes")
+        if self.layout == "auto":
+            texts = {d: text for d, _, _, text in sequences}
+            self.layout_ = bool(texts) and \
+                sum(t.count("\n") >= 2 for t in texts.values()) >= LAYOUT_SHARE * len(texts)
+        elif isinstance(self.layout, bool):
+            self.layout_ = self.layout
+        else:
+            raise MedAIError(f"CRF layout {self.layout!r}: choose true, false or auto")
         self.lexicon_ = None
         lexicons = {}
         if self.lexicon:
@@ -316,7 +326,7 @@ class CRFTagger(EntityTagger):
         trainer = pycrfsuite.Trainer(verbose=self.verbose)
         for d, tokens, tags, text in sequences:
             lexicon = lexicons.get(d % self.lexicon_folds) if lexicons else None
-            trainer.append(sequence_features(tokens, text, self.window, lexicon, self.layout),
+            trainer.append(sequence_features(tokens, text, self.window, lexicon, self.layout_),
                            to_bioes(tags) if self.scheme == "bioes" else tags)
         trainer.set_params({"c1": self.c1, "c2": self.c2, "max_iterations": self.max_iterations,
                             "feature.possible_transitions": True, "feature.minfreq": self.min_freq})
@@ -343,7 +353,7 @@ class CRFTagger(EntityTagger):
     def _predict_sequences(self, sequences) -> list[list[str]]:
         tagger = self._open()
         lexicon = getattr(self, "lexicon_", None)
-        layout = getattr(self, "layout", False)
+        layout = getattr(self, "layout_", False)
         return [tagger.tag(sequence_features(tokens, text, self.window, lexicon, layout))
                 for _, tokens, _, text in sequences]
 
