@@ -87,7 +87,8 @@ class _Fixed:
         return self.spans
 
 
-def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "random folds")) -> dict:
+def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "random folds"),
+              spacy_rows: bool = True) -> dict:
     from sklearn.model_selection import GroupKFold, KFold
 
     from medai.modalities.text.deid.detect import Detector
@@ -125,7 +126,7 @@ def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "ran
                      **pii_scores(gold, [[(s["start"], s["end"], s["label"]) for s in d] for d in crf]),
                      "seconds": round(seconds, 1)})
         print(rows[-1], flush=True)
-        for name, spacy in (("CRF + patterns", False), ("CRF + patterns + spaCy", True)):
+        for name, spacy in (("CRF + patterns", False), ("CRF + patterns + spaCy", True))[:2 if spacy_rows else 1]:
             add(f"MedAI ensemble {name} (5-fold CV, {protocol})",
                 lambda crf=crf, spacy=spacy: [[(f.start, f.end, f.type) for f in doc] for doc in
                                               Detector(model=_Fixed(crf), use_spacy=spacy).analyze(texts)])
@@ -432,6 +433,8 @@ def main() -> None:
     parser.add_argument("--deid-no-peers", action="store_true",
                         help="deid: only the rows with the trained CRF (leave out vanilla Presidio and the "
                              "Safe Harbor detector alone)")
+    parser.add_argument("--deid-no-spacy", action="store_true",
+                        help="deid: leave out the ensemble rows with spaCy (the slowest)")
     parser.add_argument("--deid-protocols", default="unseen-templates,random-folds",
                         help="deid: the CRF's cross-validation protocols (unseen-templates, random-folds)")
     parser.add_argument("--skip-linking", action="store_true", help="ncbi: leave out the concept-linking scores")
@@ -445,7 +448,8 @@ def main() -> None:
             if part not in PARTS:
                 sys.exit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
             result = {"deid": lambda: part_deid(args.seed, not args.deid_no_peers,
-                                                 [p.replace("-", " ") for p in args.deid_protocols.split(",")]),
+                                                 [p.replace("-", " ") for p in args.deid_protocols.split(",")],
+                                                 not args.deid_no_spacy),
                       "meddocan": lambda: part_meddocan(args.seed, Path(tmp), ner, args.epochs),
                       "ncbi": lambda: part_ncbi(args.seed, Path(tmp), ner, args.epochs, not args.skip_linking),
                       "classify": lambda: part_classify(args.seed, learners, args.out, args.folds,
