@@ -11,7 +11,9 @@ Usage: python benchmarks/text.py [--parts deid,meddocan,ncbi,classify,onnx] [--o
 - meddocan / ncbi: trained on the train split, scored on the development split (the official test splits are
   held back), strict span-level micro P/R/F1 with bootstrap CIs over documents.
 - classify: Medical Abstracts (only its official test split is public here): 5x2 repeated stratified CV
-  (2 folds x 5 repeats) macro-F1 of each learner and of a scikit-learn default peer.
+  (2 folds x 5 repeats) macro-F1 of each learner and of a scikit-learn default peer. ``ensemble`` is the product
+  learner (TF-IDF + MiniLM, mean of probabilities, its defaults); the "ensemble: mean of ..." rows combine the
+  tuned members' out-of-fold probabilities.
 - onnx: the recurrent classifier exported to ONNX, dynamic int8 quantisation; accuracy and speed.
 Each part keeps its results in ``--out`` (``<part>.json``); the README table is built from every part found.
 """
@@ -85,7 +87,8 @@ class _Fixed:
         return self.spans
 
 
-def part_deid(seed: int) -> dict:
+def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "random folds"),
+              spacy_rows: bool = True) -> dict:
     from sklearn.model_selection import GroupKFold, KFold
 
     from medai.modalities.text.deid.detect import Detector
@@ -102,13 +105,16 @@ def part_deid(seed: int) -> dict:
         rows.append({"system": name, **pii_scores(gold, pred), "seconds": round(time.perf_counter() - start, 1)})
         print(rows[-1], flush=True)
 
-    add("peer: Presidio (offline, pattern recognizers)", lambda: vanilla_presidio(texts, False))
-    add("peer: Presidio (offline, spaCy en_core_web_sm)", lambda: vanilla_presidio(texts, True))
-    add("MedAI Safe Harbor detector (patterns + spaCy)",
-        lambda: [[(f.start, f.end, f.type) for f in doc] for doc in Detector().analyze(texts)])
+    if peers:  # (no trained model in these rows)
+        add("peer: Presidio (offline, pattern recognizers)", lambda: vanilla_presidio(texts, False))
+        add("peer: Presidio (offline, spaCy en_core_web_sm)", lambda: vanilla_presidio(texts, True))
+        add("MedAI Safe Harbor detector (patterns + spaCy)",
+            lambda: [[(f.start, f.end, f.type) for f in doc] for doc in Detector().analyze(texts)])
     groups = [r["template_id"] for r in records]
-    for protocol, splitter in (("unseen templates", GroupKFold(5).split(texts, groups=groups)),
-                               ("random folds", KFold(5, shuffle=True, random_state=seed).split(texts))):
+    splitters = {"unseen templates": lambda: GroupKFold(5).split(texts, groups=groups),
+                 "random folds": lambda: KFold(5, shuffle=True, random_state=seed).split(texts)}
+    for protocol in protocols:
+        splitter = splitters[protocol]()
         crf = [None] * len(texts)
         start = time.perf_counter()
         for train, test in splitter:
@@ -120,7 +126,7 @@ def part_deid(seed: int) -> dict:
                      **pii_scores(gold, [[(s["start"], s["end"], s["label"]) for s in d] for d in crf]),
                      "seconds": round(seconds, 1)})
         print(rows[-1], flush=True)
-        for name, spacy in (("CRF + patterns", False), ("CRF + patterns + spaCy", True)):
+        for name, spacy in (("CRF + patterns", False), ("CRF + patterns + spaCy", True))[:2 if spacy_rows else 1]:
             add(f"MedAI ensemble {name} (5-fold CV, {protocol})",
                 lambda crf=crf, spacy=spacy: [[(f.start, f.end, f.type) for f in doc] for doc in
                                               Detector(model=_Fixed(crf), use_spacy=spacy).analyze(texts)])
@@ -251,6 +257,7 @@ def part_classify(seed: int, learners: list[str], out_dir: Path, n_folds: int = 
     from medai.modalities.text import embeddings
     from medai.modalities.text.classify import TfidfClassifier
     from medai.modalities.text.embeddings import SentenceEmbeddingClassifier, embed
+    from medai.modalities.text.ensemble import EnsembleClassifier
     from medai.modalities.text.rnn import AttentionRNNClassifier
 
     frame = pd.read_csv(DATA / "medical_abstracts_tc/medical_tc_test.csv")
@@ -302,12 +309,13 @@ def part_classify(seed: int, learners: list[str], out_dir: Path, n_folds: int = 
 
     peer = "peer: scikit-learn TfidfVectorizer + LogisticRegression (defaults)"
     runners = {"tfidf": tfidf, "minilm": minilm, "rnn": fixed(lambda: AttentionRNNClassifier(seed=seed)),
+               "ensemble": fixed(lambda: EnsembleClassifier(seed=seed)),
                peer: fixed(lambda: make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000)))}
     unknown = [name for name in learners if name not in runners]
     if unknown:
         sys.exit(f"unknown classification learners {unknown}; known: {', '.join(runners)}")
     shared_counts = FoldTfidf(texts) if "tfidf" in learners else None
-    Z = minilm_vectors() if "minilm" in learners else None
+    Z = minilm_vectors() if {"minilm", "ensemble"} & set(learners) else None
     # the peer of the baseline, run once
     with_peer = "tfidf" in learners and not offset and not (store / f"{slug(peer)}.json").exists()
     for name in [*learners, *([peer] if with_peer else [])]:
@@ -414,7 +422,7 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--out", type=Path, default=Path("runs/bench-text"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--learners", default="tfidf,rnn,minilm")
+    parser.add_argument("--learners", default="tfidf,rnn,minilm,ensemble")
     parser.add_argument("--ner-learners", default="crf",
                         help="entity learners for meddocan/ncbi: crf, bilstm-crf, transformer (fine-tunes MiniLM)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the network entity learners")
@@ -422,6 +430,13 @@ def main() -> None:
                         help="classify: run the learners on the first FOLDS of the 10 (CPU-starved runs)")
     parser.add_argument("--fold-offset", type=int, default=0,
                         help="classify: start at this fold (parallel runs into the same --out)")
+    parser.add_argument("--deid-no-peers", action="store_true",
+                        help="deid: only the rows with the trained CRF (leave out vanilla Presidio and the "
+                             "Safe Harbor detector alone)")
+    parser.add_argument("--deid-no-spacy", action="store_true",
+                        help="deid: leave out the ensemble rows with spaCy (the slowest)")
+    parser.add_argument("--deid-protocols", default="unseen-templates,random-folds",
+                        help="deid: the CRF's cross-validation protocols (unseen-templates, random-folds)")
     parser.add_argument("--skip-linking", action="store_true", help="ncbi: leave out the concept-linking scores")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
@@ -432,7 +447,9 @@ def main() -> None:
         for part in [p for p in args.parts.split(",") if p]:
             if part not in PARTS:
                 sys.exit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
-            result = {"deid": lambda: part_deid(args.seed),
+            result = {"deid": lambda: part_deid(args.seed, not args.deid_no_peers,
+                                                 [p.replace("-", " ") for p in args.deid_protocols.split(",")],
+                                                 not args.deid_no_spacy),
                       "meddocan": lambda: part_meddocan(args.seed, Path(tmp), ner, args.epochs),
                       "ncbi": lambda: part_ncbi(args.seed, Path(tmp), ner, args.epochs, not args.skip_linking),
                       "classify": lambda: part_classify(args.seed, learners, args.out, args.folds,

@@ -160,3 +160,19 @@ def test_service_deid_is_clinician_only_and_never_logs_the_note(tmp_path):
         assert bad.status_code == 422
     rows = json.dumps(list(AuditLog().export()), default=str)
     assert "4455667" not in rows and "John" not in rows and "deid" in rows
+
+
+def test_resolve_keeps_the_models_boundaries_under_a_covering_pattern():
+    from medai.modalities.text.deid.detect import Finding, resolve
+
+    text = "Lives at 28245 Puruntie 82 Apt. 595 now"
+    pieces = [(9, 14), (15, 26), (27, 35)]
+    model = [Finding(a, b, "STREET_ADDRESS", 1.0, "model") for a, b in pieces]
+    covering = Finding(9, 35, "STREET_ADDRESS", 0.7, "pattern")
+    assert [(f.start, f.end) for f in resolve([*model, covering], text)] == pieces
+    # a pattern reaching past the model's spans still widens them (no identifier left uncovered)
+    longer = Finding(9, 39, "STREET_ADDRESS", 0.7, "pattern")
+    assert [(f.start, f.end) for f in resolve([*model, longer], text)] == [(9, 39)]
+    # findings of one source are still merged
+    same = [Finding(9, 20, "STREET_ADDRESS", 0.7, "pattern"), Finding(15, 26, "STREET_ADDRESS", 0.7, "pattern")]
+    assert [(f.start, f.end) for f in resolve(same, text)] == [(9, 26)]

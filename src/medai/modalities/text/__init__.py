@@ -18,7 +18,7 @@ from medai.modalities.text import evaluator as _evaluator  # noqa: F401  (regist
 from medai.modalities.text import reading
 from medai.modalities.text.corpora import detect_format
 
-CLASSIFIERS = ("tfidf", "rnn", "minilm", "transformer")
+CLASSIFIERS = ("tfidf", "rnn", "minilm", "ensemble", "transformer")
 TAGGERS = ("crf", "bilstm-crf", "transformer")
 NET_FILES = ("weights.safetensors", "network.json")
 _TRAIN_EVAL = ("train", "evaluate", "predict", "explain")
@@ -111,6 +111,10 @@ class TextModality(Modality):
             from medai.modalities.text.rnn import AttentionRNNClassifier
 
             return AttentionRNNClassifier(seed=seed, progress=options.show_progress, **settings)
+        if name == "ensemble":
+            from medai.modalities.text.ensemble import EnsembleClassifier
+
+            return EnsembleClassifier(seed=seed, **({"max_length": max_length} if max_length else {}))
         if name == "minilm":
             from medai.modalities.text.embeddings import SentenceEmbeddingClassifier
 
@@ -142,6 +146,7 @@ class TextModality(Modality):
             params = learner.get_params()
             lexicon = getattr(learner, "lexicon_", None)
             meta = {"learner": "crf", "params": params, "labels": learner.labels_,
+                    "layout": bool(getattr(learner, "layout_", False)),
                     "lexicon": lexicon.to_json() if lexicon is not None else None}
             return {"text/crf.crfsuite": learner.model_bytes_, "text/crf.json": json.dumps(meta).encode()}
         return super().save_learner(learner)
@@ -152,8 +157,10 @@ class TextModality(Modality):
             from medai.modalities.text.ner import CRFTagger, Lexicon
 
             saved = json.loads((folder / "crf.json").read_text())
-            learner = CRFTagger(**saved["params"])
+            # models saved before the BIOES scheme and the layout features were added used neither
+            learner = CRFTagger(**{"scheme": "bio", "layout": False, **saved["params"]})
             learner.labels_ = saved["labels"]
+            learner.layout_ = bool(saved.get("layout", False))
             learner.lexicon_ = Lexicon.from_json(saved["lexicon"]) if saved.get("lexicon") else None
             learner.model_bytes_ = (folder / "crf.crfsuite").read_bytes()
             return learner

@@ -32,6 +32,10 @@ def load_saved(folder: Path):
         from medai.modalities.text.embeddings import SentenceEmbeddingClassifier
 
         return SentenceEmbeddingClassifier.load(folder, meta)
+    if kind == "ensemble":
+        from medai.modalities.text.ensemble import EnsembleClassifier
+
+        return EnsembleClassifier.load(folder, meta)
     if kind == "rnn":
         from medai.modalities.text.rnn import AttentionRNNClassifier
 

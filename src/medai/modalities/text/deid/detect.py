@@ -2,9 +2,11 @@
 pattern recognizers, ours for every Safe Harbor identifier, and spaCy's small English model for names and
 places when it is installed) and, optionally, a trained MedAI entity model (e.g. a CRF trained on MEDDOCAN).
 
-Overlapping findings are resolved to one span per stretch of text: spans of the same type are merged; of two
-spans of different types the one from the higher-priority source (the trained model, then patterns with a
-high score, then the language model) is kept, and on ties the longer.
+Overlapping findings are resolved to one span per stretch of text: spans of the same type are merged, except that a
+lower-priority span whose letters and digits all lie inside higher-priority spans is dropped (it would only blur
+their boundaries: a pattern's whole address over a model's house number, street and flat); of two spans of
+different types the one from the higher-priority source (the trained model, then patterns with a high score,
+then the language model) is kept, and on ties the longer.
 """
 
 from __future__ import annotations
@@ -150,12 +152,20 @@ def resolve(findings: list[Finding], text: str = "") -> list[Finding]:
         if not clash:
             kept.append(f)
         elif all(k.type == f.type for k in clash):  # same type: the union
+            if all(rank(k)[0] > rank(f)[0] for k in clash) and _covered(f, clash, text):
+                continue
             for k in clash:
                 kept.remove(k)
             start, end = min([f.start, *(k.start for k in clash)]), max([f.end, *(k.end for k in clash)])
             kept.append(Finding(start, end, f.type, max(f.score, *(k.score for k in clash)), clash[0].source,
                                 clash[0].detail))
     return sorted(kept, key=lambda f: f.start)
+
+
+def _covered(f: Finding, others: list[Finding], text: str) -> bool:
+    """Whether every letter and digit of ``f`` (every character when the text is not given) lies in ``others``."""
+    return all(any(k.start <= i < k.end for k in others) for i in range(f.start, f.end)
+               if not text or i >= len(text) or text[i].isalnum())
 
 
 def _load(model):
