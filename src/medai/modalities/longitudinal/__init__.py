@@ -2,10 +2,11 @@
 
 Reads the PhysioNet 2012 challenge layout (a folder or ``.tar.gz`` of per-stay files) and long tables (CSV/Parquet:
 ``id, time, variable|code, value``, which covers MEDS event tables) with a labels file (``--labels``); learns with
-summary features + LightGBM (``lightgbm``, the default), a GRU-D-style recurrent network (``grud``) or a causal
-Transformer over hourly observations (``transformer``). A model scores a stay at any hour from the data seen so far
-(:meth:`Stays.until`), which gives the early-warning evaluation (discrimination by hours of data seen, alerts and
-lead time), ``medai stream replay`` and the service's streams.
+summary features + LightGBM (``lightgbm``, the default), a GRU-D-style recurrent network (``grud``), a causal
+Transformer over hourly observations (``transformer``) or the mean of LightGBM and GRU-D (``ensemble``). A model
+scores a stay at any hour from the data seen so far (:meth:`Stays.until`), which gives the early-warning
+evaluation (discrimination by hours of data seen, alerts and lead time), ``medai stream replay`` and the service's
+streams.
 
 polars reads and summarises (lazy scans of only the needed columns, one group-by for the features): columnar and
 multi-threaded, with no server, and it reads Parquet and gzip CSV alike; torch is imported only by the networks.
@@ -24,8 +25,9 @@ from medai.data.dataset import Dataset, Inputs
 from medai.errors import MedAIError
 from medai.modalities import FILES, CliOption, Modality, register_modality
 
-LEARNERS = ("lightgbm", "grud", "transformer", "auto")
-ALIASES = {"gbm": "lightgbm", "gru-d": "grud", "attention": "transformer", "lgbm": "lightgbm"}
+LEARNERS = ("lightgbm", "grud", "transformer", "ensemble", "auto")
+ALIASES = {"gbm": "lightgbm", "gru-d": "grud", "attention": "transformer", "lgbm": "lightgbm",
+           "lightgbm+grud": "ensemble"}
 _TRAIN, _READ = ("train",), ("train", "predict", "evaluate", "explain")
 
 
@@ -169,11 +171,17 @@ class LongitudinalModality(Modality):
         name = ALIASES.get(name, name)
         self._check_learner(name)
         extra = options.extra
-        if name in ("grud", "transformer"):
+        if name in ("grud", "transformer", "ensemble"):
             from medai.modalities.longitudinal.networks import SequenceNetwork
 
             if target.kind not in ("binary", "multiclass"):
                 raise MedAIError(f"the {name} network predicts classes; a {target.kind} target needs lightgbm")
+            if name == "ensemble":
+                from medai.modalities.longitudinal.ensemble import AveragedLearners
+
+                return AveragedLearners(n_classes=max(2, len(target.classes)),
+                                        epochs=int(extra.get("epochs") or 30), seed=options.seed,
+                                        progress=options.show_progress)
             return SequenceNetwork(architecture=name, n_classes=max(2, len(target.classes)),
                                    epochs=int(extra.get("epochs") or 30), seed=options.seed,
                                    progress=options.show_progress)
@@ -188,6 +196,9 @@ class LongitudinalModality(Modality):
         from medai.modalities.base import json_params
 
         params = json_params(learner.get_params())
+        if hasattr(learner, "boosting_"):
+            return {"name": learner.describe(), "hyperparameters": params,
+                    "training": {"trees": int(learner.best_iteration_), "best_epoch": int(learner.best_epoch_)}}
         if hasattr(learner, "booster_"):
             return {"name": "LightGBM on summary features (last/min/max/mean/slope/count per variable)",
                     "hyperparameters": params, "training": {"trees": int(learner.best_iteration_)}}
@@ -198,9 +209,13 @@ class LongitudinalModality(Modality):
         return learner.to_files()  # LightGBM's text model or safetensors, each with a JSON config
 
     def load_learner(self, directory: Path, meta: dict[str, Any]):
+        from medai.modalities.longitudinal.ensemble import ENSEMBLE, AveragedLearners
         from medai.modalities.longitudinal.learners import BOOSTER, STATE, SummaryBoosting
         from medai.modalities.longitudinal.networks import CONFIG, WEIGHTS
 
+        if (directory / ENSEMBLE).is_file():
+            return AveragedLearners.from_files({name: (directory / name).read_bytes()
+                                                for name in (ENSEMBLE, BOOSTER, STATE, WEIGHTS, CONFIG)})
         if (directory / WEIGHTS).is_file():
             from medai.modalities.longitudinal.networks import SequenceNetwork
 

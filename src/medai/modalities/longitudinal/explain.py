@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from medai.modalities.longitudinal.features import STATS
-
 
 def explain_stays(model, stays, top_k: int = 5) -> list[dict[str, Any]]:
     learner = model.learner
@@ -20,16 +18,20 @@ def explain_stays(model, stays, top_k: int = 5) -> list[dict[str, Any]]:
 def _summary_shap(learner, stays, top_k: int) -> list[dict[str, Any]]:
     contrib, F = learner.contributions(stays)
     names = learner.feature_names_
-    variables = learner.variables_
-    k = len(STATS)
+    variables = learner.summary_variables_  # recorded and derived variables, one block of statistics each
+    stats = learner.stats_
+    k = len(stats)
+    score = [j for j, name in enumerate(names) if name.startswith("SAPS-I")]
     out = []
     for i in range(len(stays)):
         per_variable = {v: float(contrib[i, j * k:(j + 1) * k].sum()) for j, v in enumerate(variables)}
+        if score:  # the severity score's components and total, as one entry
+            per_variable["SAPS-I"] = float(contrib[i, score].sum())
         order = sorted(per_variable, key=lambda v: -abs(per_variable[v]))[:top_k]
         items = []
         for v in order:
-            j = variables.index(v)
-            last = F[i, j * k + STATS.index("last")]
+            last = F[i, names.index("SAPS-I")] if v == "SAPS-I" else \
+                F[i, variables.index(v) * k + stats.index("last")]
             items.append({"feature": v, "value": None if np.isnan(last) else float(last),
                           "contribution": per_variable[v]})
         top_features = np.argsort(-np.abs(contrib[i]))[:top_k]

@@ -13,7 +13,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from medai.errors import MedAIError
-from medai.modalities.longitudinal.features import feature_names, summarise
+from medai.modalities.longitudinal.derived import SAPS_NAMES, derived_names, saps, with_derived
+from medai.modalities.longitudinal.features import EXTENDED, STATS, feature_names, summarise
 from medai.modalities.longitudinal.stays import Stays
 
 BOOSTER, STATE = "booster.txt", "summary_boosting.json"
@@ -32,7 +33,10 @@ class SummaryBoosting(BaseEstimator):
     ``task``: ``binary``/``multiclass`` (``y`` = class index) or ``regression``. ``augment_hours``: every
     training stay is also seen cut at these hours (comma-separated; empty for none), with its outcome, so the
     model has learned to score a stay from partial data (early warning); the features carry the hours seen.
-    Those cut copies weigh ``augment_weight`` each, the whole window 1.
+    Those cut copies weigh ``augment_weight`` each, the whole window 1; cuts at or beyond the longest training
+    window are skipped (they would repeat the whole stays). ``summaries``: ``extended`` (default) adds the
+    derived variables and SAPS-I of :mod:`~medai.modalities.longitudinal.derived` and the :data:`EXTENDED`
+    statistics; ``basic`` is the original set (:data:`STATS` over the recorded variables).
     """
 
     watches_validation = True
@@ -40,7 +44,7 @@ class SummaryBoosting(BaseEstimator):
     def __init__(self, task: str = "binary", n_estimators: int = 2000, learning_rate: float = 0.02,
                  num_leaves: int = 15, min_child_samples: int = 20, colsample_bytree: float = 0.5,
                  recent_hours: float = 12.0, augment_hours: str = "12,24,36", augment_weight: float = 0.5,
-                 seed: int = 0):
+                 summaries: str = "extended", seed: int = 0):
         self.task = task
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -50,6 +54,7 @@ class SummaryBoosting(BaseEstimator):
         self.recent_hours = recent_hours
         self.augment_hours = augment_hours
         self.augment_weight = augment_weight
+        self.summaries = summaries
         self.seed = seed
 
     def _estimator(self, n_estimators: int):
@@ -68,19 +73,39 @@ class SummaryBoosting(BaseEstimator):
 
         return LGBMClassifier(**params)
 
+    @property
+    def stats_(self) -> tuple[str, ...]:
+        return EXTENDED if self.summaries == "extended" else STATS
+
+    def _set_variables(self, variables: tuple[str, ...]) -> None:
+        if self.summaries not in ("extended", "basic"):
+            raise MedAIError(f"summaries must be 'extended' or 'basic', not {self.summaries!r}")
+        self.variables_ = tuple(variables)
+        extended = self.summaries == "extended"
+        self.summary_variables_ = self.variables_ + (derived_names(self.variables_) if extended else ())
+        self.feature_names_ = feature_names(self.summary_variables_, self.stats_) + \
+            (list(SAPS_NAMES) if extended else [])
+
+    def _summarise(self, stays: Stays) -> np.ndarray:
+        if self.summaries != "extended":
+            return summarise(stays, float(self.recent_hours))
+        full = with_derived(stays)
+        return np.hstack([summarise(full, float(self.recent_hours), EXTENDED), saps(full)])
+
     def features(self, stays: Stays) -> np.ndarray:
-        return summarise(align(stays, self.variables_), float(self.recent_hours))
+        return self._summarise(align(stays, self.variables_))
 
     def fit(self, stays: Stays, y, stays_val: Stays | None = None, y_val=None):
         """Fit; with validation stays, the number of trees is chosen by early stopping on them (then refitted)."""
-        self.variables_ = tuple(stays.variables)
-        self.feature_names_ = feature_names(self.variables_)
+        self._set_variables(tuple(stays.variables))
         y = np.asarray(y)
-        F = summarise(stays, float(self.recent_hours))
+        F = self._summarise(stays)
         weight = np.ones(len(y))
-        cuts = [float(h) for h in str(self.augment_hours or "").split(",") if h.strip()]
+        longest = float(np.max(stays.horizon)) if len(stays) else 0.0
+        cuts = [float(h) for h in str(self.augment_hours or "").split(",") if h.strip() and float(h) < longest]
+        self.cuts_ = cuts
         if cuts:
-            F = np.concatenate([F, *(summarise(stays.until(h), float(self.recent_hours)) for h in cuts)])
+            F = np.concatenate([F, *(self._summarise(stays.until(h)) for h in cuts)])
             weight = np.concatenate([weight, np.full(len(y) * len(cuts), float(self.augment_weight))])
             y = np.concatenate([y] * (len(cuts) + 1))
         rounds = int(self.n_estimators)
@@ -135,9 +160,8 @@ class SummaryBoosting(BaseEstimator):
         import lightgbm
 
         state = json.loads(state_bytes)
-        learner = cls(**state["params"])
-        learner.variables_ = tuple(state["variables"])
-        learner.feature_names_ = feature_names(learner.variables_)
+        learner = cls(**{"summaries": "basic", **state["params"]})  # models saved before summaries existed: basic
+        learner._set_variables(tuple(state["variables"]))
         learner.best_iteration_ = int(state["best_iteration"])
         if state["classes"] is not None:
             learner.classes_ = np.asarray(state["classes"])

@@ -30,10 +30,21 @@ WEIGHTS, CONFIG = "network.safetensors", "network.json"
 ARCHITECTURES = ("grud", "transformer")
 FINAL_WEIGHT = 1.0  # loss at the end of the window; every earlier step adds STEP_WEIGHT x its mean loss
 STEP_WEIGHT = 0.5
+SKEW, CLIP = 2.0, 5.0  # robust scaling: log1p for variables skewed beyond SKEW; standardised values clipped at CLIP
 
 
-def grid(stays: Stays, steps: int, bin_hours: float, mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
-    """``x`` (last value in the bin, standardised, 0 where missing), ``m`` (mask), ``delta`` (hours since last
+def transform(var: np.ndarray, value: np.ndarray, log: np.ndarray | None) -> np.ndarray:
+    """Values of the variables marked in ``log`` (heavy right tails: urine, lactate, enzymes ...) as log1p."""
+    value = np.asarray(value, dtype=np.float32)
+    if log is None or not np.any(log):
+        return value
+    return np.where(log[var], np.log1p(np.maximum(value, 0.0)), value).astype(np.float32)
+
+
+def grid(stays: Stays, steps: int, bin_hours: float, mean: np.ndarray, std: np.ndarray,
+         log: np.ndarray | None = None, clip: float | None = None) -> dict[str, np.ndarray]:
+    """``x`` (last value in the bin - log1p first for variables marked in ``log`` - standardised and clipped to
+    +-``clip``, 0 where missing), ``m`` (mask), ``delta`` (hours since last
     observed, scaled by the window), ``last`` (last observed value carried forward, 0 before the first) - each
     ``(n, T, V)`` float32 - and ``step`` (n,): the step at each stay's horizon."""
     n, V = len(stays), len(stays.variables)
@@ -42,7 +53,8 @@ def grid(stays: Stays, steps: int, bin_hours: float, mean: np.ndarray, std: np.n
     if len(stays.time):
         b = np.clip((stays.time / bin_hours).astype(np.int64), 0, steps - 1)
         rows = stays.rows()
-        x[rows, b, stays.var] = (stays.value - mean[stays.var]) / std[stays.var]  # sorted by time: the last wins
+        z = (transform(stays.var, stays.value, log) - mean[stays.var]) / std[stays.var]
+        x[rows, b, stays.var] = np.clip(z, -clip, clip) if clip else z  # sorted by time: the last wins
         m[rows, b, stays.var] = 1.0
     delta = np.zeros_like(x)
     last = np.zeros_like(x)
@@ -115,7 +127,7 @@ class SequenceNetwork(BaseEstimator):
 
     def __init__(self, architecture: str = "grud", n_classes: int = 2, hidden: int = 64, epochs: int = 30,
                  batch_size: int = 64, learning_rate: float = 1e-3, bin_hours: float = 1.0, patience: int = 6,
-                 seed: int = 0, threads: int = 1, progress: bool = False):
+                 scaling: str = "robust", seed: int = 0, threads: int = 1, progress: bool = False):
         self.architecture = architecture
         self.n_classes = n_classes
         self.hidden = hidden
@@ -124,6 +136,7 @@ class SequenceNetwork(BaseEstimator):
         self.learning_rate = learning_rate
         self.bin_hours = bin_hours
         self.patience = patience
+        self.scaling = scaling
         self.seed = seed
         self.threads = threads
         self.progress = progress
@@ -137,7 +150,8 @@ class SequenceNetwork(BaseEstimator):
     def _grid(self, stays: Stays) -> dict[str, np.ndarray]:
         from medai.modalities.longitudinal.learners import align
 
-        return grid(align(stays, self.variables_), self.steps_, float(self.bin_hours), self.mean_, self.std_)
+        return grid(align(stays, self.variables_), self.steps_, float(self.bin_hours), self.mean_, self.std_,
+                    self.log_, CLIP if self.scaling == "robust" else None)
 
     def _tensors(self, g: dict[str, np.ndarray], index: np.ndarray):
         import torch
@@ -156,13 +170,20 @@ class SequenceNetwork(BaseEstimator):
         self.classes_ = np.arange(int(self.n_classes))
         self.variables_ = tuple(stays.variables)
         V = len(self.variables_)
+        if self.scaling not in ("robust", "standard"):
+            raise MedAIError(f"scaling must be 'robust' or 'standard', not {self.scaling!r}")
         mean = np.zeros(V, dtype=np.float32)
         std = np.ones(V, dtype=np.float32)
+        log = np.zeros(V, dtype=bool)
         for v in range(V):
-            values = stays.value[stays.var == v]
+            values = stays.value[stays.var == v].astype(np.float64)
+            if self.scaling == "robust" and len(values) > 2 and values.min() >= 0 and np.std(values) > 0:
+                skew = np.mean((values - values.mean()) ** 3) / np.std(values) ** 3
+                log[v] = skew > SKEW
+            values = transform(np.zeros(len(values), np.int64), values, log[v:v + 1])
             if len(values):
                 mean[v], std[v] = float(np.mean(values)), float(np.std(values)) or 1.0
-        self.mean_, self.std_ = mean, std
+        self.mean_, self.std_, self.log_ = mean, std, log
         end = float(np.max(stays.horizon)) if len(stays) else float(self.bin_hours)
         self.steps_ = max(1, int(np.ceil(end / float(self.bin_hours))))
         g = self._grid(stays)
@@ -254,7 +275,8 @@ class SequenceNetwork(BaseEstimator):
         state = {k: v.contiguous() for k, v in self.network_.state_dict().items()}
         config: dict[str, Any] = {"params": {k: v for k, v in self.get_params().items()},
                                   "variables": list(self.variables_), "mean": self.mean_.tolist(),
-                                  "std": self.std_.tolist(), "steps": self.steps_, "best_epoch": self.best_epoch_}
+                                  "std": self.std_.tolist(), "log": self.log_.tolist(), "steps": self.steps_,
+                                  "best_epoch": self.best_epoch_}
         return {WEIGHTS: save(state), CONFIG: json.dumps(config).encode()}
 
     @classmethod
@@ -262,10 +284,11 @@ class SequenceNetwork(BaseEstimator):
         from safetensors.torch import load
 
         config = json.loads(config_bytes)
-        learner = cls(**config["params"])
+        learner = cls(**{"scaling": "standard", **config["params"]})  # saved before scaling existed: standard
         learner.variables_ = tuple(config["variables"])
         learner.mean_ = np.asarray(config["mean"], dtype=np.float32)
         learner.std_ = np.asarray(config["std"], dtype=np.float32)
+        learner.log_ = np.asarray(config.get("log", [False] * len(learner.variables_)), dtype=bool)
         learner.steps_ = int(config["steps"])
         learner.best_epoch_ = int(config["best_epoch"])
         learner.classes_ = np.arange(int(learner.n_classes))
