@@ -36,7 +36,8 @@ def series(stays: Stays, stay: int, name: str) -> list[tuple[float, float]]:
 
 def test_derived_variables_merge_pressures_and_take_ratios_at_the_right_times():
     stays = small_stays()
-    assert derived_names(("HR",)) == () and derived_names(("NISysABP",)) == ("SysABP*",)
+    assert derived_names(("HR",)) == () and derived_names(("MAP", "HR")) == ()  # one source: no copy of it
+    assert derived_names(("HR", "NISysABP", "SysABP")) == ("SysABP*", "ShockIndex")
     full = with_derived(stays)
     assert full.variables[:len(stays.variables)] == stays.variables
     assert set(full.variables) - set(stays.variables) == {"SysABP*", "PaO2/FiO2", "BUN/Creatinine", "ShockIndex"}
@@ -63,6 +64,8 @@ def test_saps_takes_the_worst_points_of_the_first_24_hours():
     assert a[column["SAPS-I"]] == np.nansum(a[:-1]) == 4 + 3 + 2 + 2 + 3 + 3 + 1
     assert b[column["SAPS-I:RespRate"]] == 3 and b[column["SAPS-I:HR"]] == 2  # 40/min: 3; HR 60: 2
     assert np.isnan(c[:-1]).all() and c[-1] == 0  # nothing recorded
+    cuff_only = Stays.from_long(np.array(["a"]), np.array([1.0]), np.array(["NISysABP"]), np.array([200.0]))
+    assert saps(with_derived(cuff_only))[0, column["SAPS-I:SysABP*"]] == 4  # the one source there is
 
 
 def test_extended_statistics_agree_with_a_direct_computation():

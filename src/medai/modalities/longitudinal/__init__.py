@@ -200,7 +200,9 @@ class LongitudinalModality(Modality):
             return {"name": learner.describe(), "hyperparameters": params,
                     "training": {"trees": int(learner.best_iteration_), "best_epoch": int(learner.best_epoch_)}}
         if hasattr(learner, "booster_"):
-            return {"name": "LightGBM on summary features (last/min/max/mean/slope/count per variable)",
+            extended = getattr(learner, "summaries", "basic") == "extended"
+            return {"name": "LightGBM on summary features (last/min/max/mean/slope/count per variable"
+                            + (", derived variables, SAPS-I)" if extended else ")"),
                     "hyperparameters": params, "training": {"trees": int(learner.best_iteration_)}}
         return {"name": learner.describe(), "hyperparameters": params,
                 "training": {"best_epoch": int(learner.best_epoch_)}}

@@ -4,10 +4,10 @@ Derived series (added to a stay as variables of their own, so every summary stat
 made only when its source variables are in the data (PhysioNet 2012 names, see :mod:`ranges`):
 
 - ``SysABP*``, ``DiasABP*``, ``MAP*``: arterial pressure from the invasive line when it was measured at that
-  time, else the non-invasive cuff - one series instead of two half-missing ones;
+  time, else the non-invasive cuff - one series instead of two half-missing ones (made when both are recorded);
 - ``PaO2/FiO2``: each arterial PaO2 over the FiO2 in force then (the last one at or before it);
 - ``BUN/Creatinine``: at the times both were measured;
-- ``ShockIndex``: HR over the systolic pressure (``SysABP*``) at the same time.
+- ``ShockIndex``: HR over the merged systolic pressure (``SysABP*``) at the same time.
 
 SAPS-I (Le Gall et al. 1984, the score the 2012 challenge compared entries with): per component the worst points
 of the first 24 hours (age, HR, systolic pressure, temperature, respiratory rate or 3 if ventilated, urine output
@@ -48,7 +48,7 @@ SAPS_NAMES = tuple(f"SAPS-I:{name}" for name in SAPS) + ("SAPS-I:Urine", "SAPS-I
 def derived_names(variables: tuple[str, ...]) -> tuple[str, ...]:
     """The derived variables that can be made from ``variables`` (in a fixed order)."""
     have = set(variables)
-    names = [name for name, a, b in MERGED if a in have or b in have]
+    names = [name for name, a, b in MERGED if a in have and b in have]  # one source alone: no new series
     have |= set(names)
     names += [name for name, a, b, _ in RATIOS if a in have and b in have]
     return tuple(name for name in names if name not in variables)
@@ -106,6 +106,8 @@ def saps(stays: Stays, hours: float = 24.0) -> np.ndarray:
     out = np.full((n, len(SAPS_NAMES)), np.nan, dtype=np.float32)
 
     def observations(name: str):
+        if name == "SysABP*" and name not in stays.variables:  # one source of systolic pressure only
+            name = next((v for v in ("SysABP", "NISysABP") if v in stays.variables), name)
         if name not in stays.variables:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         pick = early & (stays.var == stays.variables.index(name))
