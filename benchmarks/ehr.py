@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cv", action="store_true", help="also 5x2 CV of LightGBM over A+B")
+    parser.add_argument("--reuse", action="store_true", help="reuse the scores of learners an earlier run with "
+                        "the same --out saved (a learner's scores are saved as soon as it is trained)")
     parser.add_argument("--out", default="benchmarks/results/ehr.json")
     parser.add_argument("--stream", action="store_true", help="measure the service's risk update per batch")
     parser.add_argument("--scale", type=int, default=0, help="replicate set A to this many stays: load, features, "
@@ -78,7 +80,17 @@ def main() -> None:
     target = infer_target(dataset.y.astype(str), task.target, kind="binary", positive_label="1")
 
     results, probabilities = {}, {}
+    saved = Path(args.out).with_suffix(".scores")  # each learner's scores as soon as it is trained
+    saved.mkdir(parents=True, exist_ok=True)
     for name in args.learners.split(","):
+        file = saved / (name.replace(":", "_").replace(" ", "_") + ".npz")
+        if args.reuse and file.with_suffix(".json").is_file():
+            stored = np.load(file)
+            for key in {k.split("|")[0] for k in stored.files}:
+                probabilities[key] = {k.split("|")[1]: stored[k] for k in stored.files if k.startswith(key + "|")}
+            results.update(json.loads(file.with_suffix(".json").read_text()))
+            print(f"{name}: scores of an earlier run reused ({file})", flush=True)
+            continue
         base, _, variant = name.partition(":")
         learner = modality.make_learner(base, target, options, task, dataset)
         if hasattr(learner, "threads"):
@@ -102,6 +114,9 @@ def main() -> None:
             for j, member in enumerate(("lightgbm", "grud")):
                 probabilities[f"{name} member: {member}"] = {k: m[j][:, 1] for k, m in members.items()}
                 results[f"{name} member: {member}"] = {}
+        mine = [k for k in probabilities if k == name or k.startswith(f"{name} member: ")]
+        np.savez(file, **{f"{k}|{part}": v for k in mine for part, v in probabilities[k].items()})
+        file.with_suffix(".json").write_text(json.dumps({k: results[k] for k in mine}))
         print(f"{name}: fitted in {fit_s:.0f}s", flush=True)
     trained = args.learners.split(",")
     if len(trained) > 1:
