@@ -58,11 +58,8 @@ def main() -> None:
     os.environ.setdefault("MEDAI_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
 
     from medai.data.dataset import take
-    from medai.evaluation.bootstrap import bootstrap_metrics
     from medai.evaluation.metrics import auprc, auroc
-    from medai.evaluation.threshold import ThresholdRule, choose_threshold
     from medai.modalities import get_modality
-    from medai.modalities.longitudinal.early_warning import event1
     from medai.road.options import TrainOptions
     from medai.tasks import get_task
     from medai.tasks.kinds import infer_target
@@ -118,21 +115,7 @@ def main() -> None:
         np.savez(file, **{f"{k}|{part}": v for k in mine for part, v in probabilities[k].items()})
         file.with_suffix(".json").write_text(json.dumps({k: results[k] for k in mine}))
         print(f"{name}: fitted in {fit_s:.0f}s", flush=True)
-    trained = args.learners.split(",")
-    if len(trained) > 1:
-        probabilities["mean of the learners"] = {k: np.mean([probabilities[n][k] for n in trained], axis=0)
-                                                 for k in ("val", "test", "12", "24")}
-        results["mean of the learners"] = {}
-    y_val, y_test = y[parts["val"]], y[parts["test"]]
-    for name, p in probabilities.items():
-        threshold = choose_threshold(y_val, p["val"], ThresholdRule("se-ppv"))
-        ci = bootstrap_metrics(lambda i, p=p, threshold=threshold: {"auroc": auroc(y_test[i], p["test"][i]),
-                                               "auprc": auprc(y_test[i], p["test"][i]),
-                                               "event1": event1(y_test[i], p["test"][i], threshold)},
-                               y_test, n_boot=1000, seed=0)
-        results[name].update(ci, threshold=threshold, auroc_12h=auroc(y_test, p["12"]),
-                             auroc_24h=auroc(y_test, p["24"]), val_auroc=auroc(y_val, p["val"]),
-                             val_auprc=auprc(y_val, p["val"]))
+    score(probabilities, results, args.learners.split(","), y[parts["val"]], y[parts["test"]])
     if args.cv:
         from medai.data.splits import cv_splits
 
@@ -160,6 +143,29 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2, default=float))
     print("README updated" if update_readme("ehr", markdown) else "README has no results:ehr markers")
+
+
+def score(probabilities: dict, results: dict, trained: list[str], y_val, y_test) -> None:
+    """Set-B AUROC/AUPRC/Event 1 with bootstrap CIs, AUROC at 12 and 24 h, validation AUROC/AUPRC, per learner;
+    with several learners also the mean of their probabilities."""
+    from medai.evaluation.bootstrap import bootstrap_metrics
+    from medai.evaluation.metrics import auprc, auroc
+    from medai.evaluation.threshold import ThresholdRule, choose_threshold
+    from medai.modalities.longitudinal.early_warning import event1
+
+    if len(trained) > 1:
+        probabilities[f"mean of {' + '.join(trained)}"] = {
+            k: np.mean([probabilities[n][k] for n in trained], axis=0) for k in ("val", "test", "12", "24")}
+        results[f"mean of {' + '.join(trained)}"] = {}
+    for name, p in probabilities.items():
+        threshold = choose_threshold(y_val, p["val"], ThresholdRule("se-ppv"))
+        ci = bootstrap_metrics(lambda i, p=p, threshold=threshold: {"auroc": auroc(y_test[i], p["test"][i]),
+                                               "auprc": auprc(y_test[i], p["test"][i]),
+                                               "event1": event1(y_test[i], p["test"][i], threshold)},
+                               y_test, n_boot=1000, seed=0)
+        results[name].update(ci, threshold=threshold, auroc_12h=auroc(y_test, p["12"]),
+                             auroc_24h=auroc(y_test, p["24"]), val_auroc=auroc(y_val, p["val"]),
+                             val_auprc=auprc(y_val, p["val"]))
 
 
 def stream_latency(dataset, parts, modality, target, task, options) -> dict:
