@@ -154,3 +154,22 @@ def test_robust_network_inputs_log_heavy_tails_clip_and_old_configs_load_as_stan
     assert np.allclose(again.predict_proba(cohort), net.predict_proba(cohort), atol=1e-6)
     with pytest.raises(MedAIError, match="scaling"):
         SequenceNetwork(scaling="minmax").fit(cohort, y)
+
+
+def test_physionet_task_defaults_to_the_ensemble():
+    from types import SimpleNamespace
+
+    from medai.modalities import get_modality
+    from medai.modalities.longitudinal.ensemble import AveragedLearners
+    from medai.road.options import TrainOptions
+    from medai.tasks import get_task
+
+    task = get_task("physionet2012-mortality")
+    assert task.default_learner == "ensemble"
+    target = SimpleNamespace(kind="binary", classes=["0", "1"])
+    learner = get_modality("longitudinal").make_learner(task.default_learner, target,
+                                                        TrainOptions(seed=3, extra={"epochs": 7}), task, None)
+    assert isinstance(learner, AveragedLearners) and learner.epochs == 7 and learner.seed == 3
+    regression = SimpleNamespace(kind="regression", classes=[])
+    with pytest.raises(MedAIError, match="needs lightgbm"):
+        get_modality("longitudinal").make_learner("ensemble", regression, TrainOptions(), task, None)
