@@ -1,13 +1,16 @@
 """Learners on molecular features: random forest, extremely randomised trees, LightGBM, and ``auto``, as
 scikit-learn estimators that take standardised SMILES.
 
-``auto`` (single-task) chooses its own members: each candidate - a learner on a subset of the feature kinds
-(:data:`CANDIDATES`: random forest on Morgan counts, on Morgan + RDKit 2D descriptors, on descriptors + MACCS;
-extra trees and LightGBM on all three; for regression also an RBF SVR on the descriptors) - is cross-validated
-inside the training molecules (scaffold-grouped folds for a scaffold split, random folds for a random one), and
-greedy ensemble selection (Caruana et al. 2004) on the out-of-fold outputs gives the weighted average it keeps.
-The test molecules are never seen. Multi-task ``auto`` is the fixed mean of extra trees and LightGBM on all
-features (choosing per assay would cost 12 times as much on Tox21).
+``auto`` (single-task) starts from a fixed default - for classification the equal-weight mean of random forests
+on three views of the molecules (Morgan counts; Morgan counts + RDKit 2D descriptors; descriptors + MACCS), for
+regression the mean of extra trees, LightGBM and an RBF SVR on descriptors (:data:`DEFAULTS`) - and replaces it
+only when a chosen ensemble clearly beats it inside the training molecules: each candidate (:data:`CANDIDATES`) is
+cross-validated in 5 folds of the training molecules (scaffold-grouped folds for a scaffold split, random folds
+for a random one), greedy ensemble selection (Caruana et al. 2004) on the out-of-fold outputs gives a weighted
+average, and that average is kept only if, cross-fitted (weights chosen on the other folds), it beats the default
+on every inner fold. On few folds the candidates' scores differ by less than their noise, so the default stays
+unless the evidence is consistent. The test molecules are never seen. Multi-task ``auto`` is the fixed mean of
+extra trees and LightGBM on all features (choosing per assay would cost 12 times as much on Tox21).
 
 ``task`` is the road's kind of target: ``binary``/``multiclass`` (``y`` = class index), ``multilabel``
 (``(n, L)`` 0/1 with NaN where a task's label is unknown: one model per task, fitted on the molecules whose
@@ -165,9 +168,10 @@ class MoleculeForest(DomainMixin, BaseEstimator):
     on a subset of the feature kinds - on ``SELECTION_FOLDS``-fold cross-validation inside the training
     molecules (scaffold-grouped folds when ``selection="scaffold"``, random folds when ``"random"``), chooses a
     weighted average of them by greedy ensemble selection on the out-of-fold outputs
-    (:mod:`medai.modalities.molecules.selection`) and refits the chosen ones on all the training molecules.
-    Multi-task ``auto`` (and ``auto`` on too few molecules to choose on) is the fixed mean of
-    :func:`auto_members`. What was tried and chosen is kept in ``selection_``."""
+    (:mod:`medai.modalities.molecules.selection`) and keeps it only if it beats the fixed default
+    (:func:`auto_default`) on every inner fold, cross-fitted; otherwise the default. The kept members are refitted
+    on all the training molecules. Multi-task ``auto`` (and ``auto`` on too few molecules to choose on) is the
+    default. What was tried and kept is in ``selection_``."""
 
     def __init__(self, model: str = "auto", task: str = "binary", features: str = "morgan,rdkit2d,maccs",
                  radius: int = 2, n_bits: int = 2048, n_estimators: int = 500, seed: int = 0, n_jobs: int = 2,
