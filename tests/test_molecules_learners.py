@@ -41,6 +41,9 @@ def test_auto_members_depend_on_the_task_and_the_features():
     assert auto_default("binary", ("morgan", "maccs")) == [("rf", ("morgan",)), ("rf", ("maccs",))]
     assert auto_default("multiclass", ("morgan",)) == [("rf", ("morgan",))]  # the views collapse to one
     assert auto_members("multilabel", ("morgan",)) == ("extratrees", "lightgbm")
+    multitask = MoleculeForest("auto", "multilabel", "morgan,maccs")
+    multitask.members_ = multitask._fixed_members()
+    assert multitask.describe() == "extra trees + LightGBM (mean) on morgan,maccs"
     assert auto_members("regression", ("morgan", "rdkit2d", "maccs")) == ("extratrees", "lightgbm", "svr")
     assert auto_members("regression", ("morgan", "maccs")) == ("extratrees", "lightgbm")  # no descriptors, no SVR
 

@@ -209,10 +209,11 @@ class MoleculeForest(DomainMixin, BaseEstimator):
                 return parts + (f" (the default: the selection by {selection['cv']} on the training molecules did "
                                 "not beat it on every fold)")
             return parts + f" (chosen by {selection['cv']} on the training molecules)"
-        if all(kinds is None for _, kinds in members):  # one learner, or a model saved before members had kinds
+        views = {tuple(kinds or self.featurizer.kinds) for _, kinds in members}
+        if len(views) == 1:  # one learner, or all members on the same features (models saved before: all of them)
             if len(members) == 1:
-                return f"{DESCRIBED[members[0][0]]} on {self.features}"
-            return " + ".join(DESCRIBED[name] for name, _ in members) + f" (mean) on {self.features}"
+                return f"{DESCRIBED[members[0][0]]} on {','.join(views.pop())}"
+            return " + ".join(DESCRIBED[name] for name, _ in members) + f" (mean) on {','.join(views.pop())}"
         return " + ".join(describe_member(*m) for m in members) + " (mean)"
 
     def member_weights(self, n: int) -> np.ndarray:
