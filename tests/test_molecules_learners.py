@@ -19,7 +19,13 @@ from medai.errors import MedAIError  # noqa: E402
 from medai.modalities import get_modality  # noqa: E402
 from medai.modalities.molecules import learners, selection  # noqa: E402
 from medai.modalities.molecules.features import Featurizer  # noqa: E402
-from medai.modalities.molecules.learners import MoleculeForest, auto_candidates, auto_members, columns  # noqa: E402
+from medai.modalities.molecules.learners import (  # noqa: E402
+    MoleculeForest,
+    auto_candidates,
+    auto_default,
+    auto_members,
+    columns,
+)
 
 ESOL = "molecules/moleculenet_chemprop/delaney.csv"
 BBBP = "molecules/moleculenet_chemprop/bbbp.csv"
@@ -30,8 +36,14 @@ def sample(relative: str, n: int) -> pd.DataFrame:
 
 
 def test_auto_members_depend_on_the_task_and_the_features():
-    assert auto_members("binary", ("morgan", "rdkit2d", "maccs")) == ("extratrees", "lightgbm")
+    assert auto_default("binary", ("morgan", "rdkit2d", "maccs")) == [
+        ("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs"))]
+    assert auto_default("binary", ("morgan", "maccs")) == [("rf", ("morgan",)), ("rf", ("maccs",))]
+    assert auto_default("multiclass", ("morgan",)) == [("rf", ("morgan",))]  # the views collapse to one
     assert auto_members("multilabel", ("morgan",)) == ("extratrees", "lightgbm")
+    multitask = MoleculeForest("auto", "multilabel", "morgan,maccs")
+    multitask.members_ = multitask._fixed_members()
+    assert multitask.describe() == "extra trees + LightGBM (mean) on morgan,maccs"
     assert auto_members("regression", ("morgan", "rdkit2d", "maccs")) == ("extratrees", "lightgbm", "svr")
     assert auto_members("regression", ("morgan", "maccs")) == ("extratrees", "lightgbm")  # no descriptors, no SVR
 
@@ -45,7 +57,7 @@ def test_fixed_regression_ensemble_is_the_mean_of_its_members_and_the_svr_reads_
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(selection, "MIN_PER_FOLD", 1000)
         learner.fit(X[:100], y[:100])
-    assert learner.selection_ == {"chosen": False, "why": "too few molecules for 3-fold selection"}
+    assert learner.selection_ == {"chosen": False, "why": "too few molecules for 5-fold selection"}
     featurizer = learner.featurizer
     start = featurizer.names().index("MaxAbsEStateIndex")  # the first RDKit descriptor, after 256 Morgan counts
     assert start == 256 and learner.columns_ == [None, None, ((256, 256 + len(featurizer.descriptor_names())),)]
@@ -71,7 +83,7 @@ def _load(modality, files):
         return modality.load_learner(Path(tmp), {})
 
 
-def test_fixed_classifier_ensemble_averages_extra_trees_and_lightgbm_and_old_models_still_predict():
+def test_fixed_classifier_ensemble_averages_forests_on_each_view_and_old_models_still_predict():
     frame = sample(BBBP, 120)
     X, y = frame["smiles"].to_numpy(dtype=object), frame["p_np"].to_numpy(int)
     learner = MoleculeForest("auto", "binary", "morgan,rdkit2d", n_bits=256, n_estimators=30, n_jobs=1)
@@ -79,12 +91,29 @@ def test_fixed_classifier_ensemble_averages_extra_trees_and_lightgbm_and_old_mod
         patch.setattr(selection, "MIN_PER_FOLD", 1000)
         learner.fit(X[:100], y[:100])
     kinds = [type(m).__name__ for m in learner.estimators_[0]]
-    assert kinds == ["ExtraTreesClassifier", "LGBMClassifier"]
+    assert kinds == ["RandomForestClassifier"] * 3
+    n_desc = len(learner.featurizer.descriptor_names())
+    # Morgan counts alone; Morgan counts + descriptors (all columns); descriptors (+ MACCS, not given here)
+    assert learner.columns_ == [((0, 256),), None, ((256, 256 + n_desc),)]
+    assert [m.n_features_in_ for m in learner.estimators_[0]] == [256, 256 + n_desc, n_desc]
+    assert learner.describe() == ("random forest on morgan + random forest on morgan,rdkit2d + random forest on "
+                                  "rdkit2d (mean)")
     F = learner.featurizer.transform(X[100:])
-    expected = np.mean([m.predict_proba(F) for m in learner.estimators_[0]], axis=0)
+    expected = np.mean([m.predict_proba(columns(F, c)) for m, c in zip(learner.estimators_[0], learner.columns_,
+                                                                        strict=True)], axis=0)
     assert np.allclose(learner.predict_proba(X[100:]), expected)
-    del learner.columns_, learner.weights_  # a model saved before members had columns and weights: the mean
-    assert np.allclose(learner.predict_proba(X[100:]), expected)
+
+    old = MoleculeForest("auto", "binary", "morgan,rdkit2d", n_bits=256, n_estimators=30, n_jobs=1)
+    with pytest.MonkeyPatch.context() as patch:  # a model saved before members had columns and weights: the mean
+        patch.setattr(selection, "MIN_PER_FOLD", 1000)
+        patch.setattr(learners, "DEFAULTS", {**learners.DEFAULTS, "classification": (
+            ("extratrees", learners.ALL), ("lightgbm", learners.ALL))})
+        old.fit(X[:100], y[:100])
+    expected = np.mean([m.predict_proba(F) for m in old.estimators_[0]], axis=0)
+    old.members_ = [(name, None) for name, _ in old.members_]
+    del old.columns_, old.weights_
+    assert np.allclose(old.predict_proba(X[100:]), expected)
+    assert old.describe() == "extra trees + LightGBM (mean) on morgan,rdkit2d"
 
 
 def test_extra_trees_learner_through_the_cli(tmp_path, capsys):
@@ -148,35 +177,74 @@ def test_ensemble_selection_weights_what_helps_out_of_fold():
         selection.ensemble_selection([], y, score)
 
 
-def _two_views(patch):
+def _two_views(patch, default=(("rf", ("morgan",)), ("rf", ("rdkit2d",)))):
     patch.setattr(learners, "CANDIDATES", {"classification": (("rf", ("morgan",)), ("rf", ("rdkit2d",))),
                                            "regression": ()})
+    patch.setattr(learners, "DEFAULTS", {**learners.DEFAULTS, "classification": default})
+
+
+def _signal(X, learner, signal):
+    """A label that is a function of one view of the molecules only, and the candidate that reads that view."""
+    F = learner.featurizer.transform(X)
+    if signal == "descriptor":
+        logp = F[:, 256 + learner.featurizer.descriptor_names().index("MolLogP")]
+        return (logp > np.median(logp)).astype(int), "random forest on rdkit2d"
+    bits = F[:, :256] > 0
+    j = int(np.argmin(np.abs(bits.mean(axis=0) - 0.4)))  # a hashed bit set in about 40% of molecules
+    return bits[:, j].astype(int), "random forest on morgan"
 
 
 @pytest.mark.parametrize("signal", ["descriptor", "morgan bit"])
 def test_auto_chooses_the_feature_set_that_carries_the_signal_on_inner_validation(signal):
     """The label is a function of one view of the molecules only: the selection, which sees only the training
-    molecules, must give that view the larger weight - and the other label the other view."""
+    molecules, must give that view the larger weight - and, as it beats the default (the mean of both views) on
+    every inner fold, replace the default with it."""
     frame = sample(BBBP, 240)
     X = frame["smiles"].to_numpy(dtype=object)
     learner = MoleculeForest("auto", "binary", "morgan,rdkit2d", n_bits=256, n_estimators=40, n_jobs=1)
-    F = learner.featurizer.transform(X)
-    if signal == "descriptor":
-        logp = F[:, 256 + learner.featurizer.descriptor_names().index("MolLogP")]
-        y, wins = (logp > np.median(logp)).astype(int), "random forest on rdkit2d"
-    else:
-        bits = F[:, :256] > 0
-        j = int(np.argmin(np.abs(bits.mean(axis=0) - 0.4)))  # a hashed bit set in about 40% of molecules
-        y, wins = bits[:, j].astype(int), "random forest on morgan"
+    y, wins = _signal(X, learner, signal)
     with pytest.MonkeyPatch.context() as patch:
         _two_views(patch)
         learner.fit(X, y)
     chosen = learner.selection_
-    assert chosen["chosen"] and chosen["cv"] == "3-fold scaffold-grouped CV" and chosen["metric"] == "roc_auc"
+    assert chosen["chosen"] and chosen["cv"] == "5-fold scaffold-grouped CV" and chosen["metric"] == "roc_auc"
     loser = ({"random forest on morgan", "random forest on rdkit2d"} - {wins}).pop()
     assert chosen["scores"][wins] > chosen["scores"][loser]
     assert chosen["weights"][wins] > max(0.5, chosen["weights"].get(loser, 0.0))  # chosen, not merely averaged
-    assert learner.describe().endswith("(chosen by 3-fold scaffold-grouped CV on the training molecules)")
+    assert chosen["kept"] == "selection" and len(chosen["crossfit_gain"]) == 5 and min(chosen["crossfit_gain"]) > 0
+    assert learner.weights_ == pytest.approx(list(chosen["weights"].values()), abs=1e-3)
+    assert learner.describe().endswith("(chosen by 5-fold scaffold-grouped CV on the training molecules)")
+
+
+def test_auto_keeps_the_default_unless_the_selection_beats_it_on_every_fold():
+    """The default is the view that carries the signal: the selection (which picks the same view, or adds the
+    noise view) cannot beat it on every inner fold, so ``auto`` keeps the default with equal weights."""
+    frame = sample(BBBP, 240)
+    X = frame["smiles"].to_numpy(dtype=object)
+    learner = MoleculeForest("auto", "binary", "morgan,rdkit2d", n_bits=256, n_estimators=40, n_jobs=1)
+    y, _ = _signal(X, learner, "descriptor")
+    with pytest.MonkeyPatch.context() as patch:
+        _two_views(patch, default=(("rf", ("rdkit2d",)),))
+        learner.fit(X, y)
+    chosen = learner.selection_
+    assert chosen["kept"] == "default" and chosen["default"] == ["random forest on rdkit2d"]
+    assert min(chosen["crossfit_gain"]) <= 0 and len(chosen["default_fold_scores"]) == 5
+    assert learner.members_ == [("rf", ("rdkit2d",))] and learner.weights_ == [1.0]
+    assert [m.n_features_in_ for m in learner.estimators_[0]] == [len(learner.featurizer.descriptor_names())]
+    assert "(the default: the selection by 5-fold scaffold-grouped CV" in learner.describe()
+
+
+def test_crossfit_gain_scores_the_selection_on_folds_it_did_not_choose_on():
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 100)
+    folds = [(np.setdiff1d(np.arange(200), va), va) for va in np.array_split(rng.permutation(200), 5)]
+    _, score = selection.scorer("binary")
+    noise = np.column_stack([np.full(200, 0.5), rng.random(200)])
+    good = np.column_stack([np.full(200, 0.5), y + rng.normal(0, 0.5, 200)])
+    assert np.all(selection.crossfit_gain([noise, good], noise, y, score, folds) > 0.2)  # signal beats noise
+    assert np.all(selection.crossfit_gain([noise, good], good, y, score, folds) <= 1e-9)  # nothing beats it
+    scores = selection.fold_scores(good, y, score, folds)
+    assert scores.shape == (5,) and np.all(scores > 0.7)
 
 
 def test_chosen_ensemble_round_trip_predicts_and_explains_the_same():
@@ -203,7 +271,8 @@ def test_chosen_ensemble_round_trip_predicts_and_explains_the_same():
     assert loaded.selection_ == chosen and loaded.describe() == learner.describe()
     assert np.array_equal(forest_atom_weights(loaded, X[160], 1), forest_atom_weights(learner, X[160], 1))
     described = modality.describe_learner(loaded, "auto")
-    assert described["training"]["selection"] == chosen and "chosen by" in described["name"]
+    assert described["training"]["selection"] == chosen
+    assert ("chosen by" if chosen["kept"] == "selection" else "(the default:") in described["name"]
 
 
 def test_auto_regression_chooses_with_random_folds_when_the_split_is_random():
@@ -212,7 +281,7 @@ def test_auto_regression_chooses_with_random_folds_when_the_split_is_random():
     learner = MoleculeForest("auto", "regression", "morgan,rdkit2d", n_bits=256, n_estimators=30, n_jobs=1,
                              selection="random").fit(X[:120], y[:120])
     chosen = learner.selection_
-    assert chosen["cv"] == "3-fold random CV" and chosen["metric"] == "neg_rmse"
+    assert chosen["cv"] == "5-fold random CV" and chosen["metric"] == "neg_rmse"
     assert "SVR on RDKit 2D descriptors" in chosen["scores"]
     assert all(s < 0 for s in chosen["scores"].values()) and chosen["ensemble_score"] >= max(chosen["scores"].values())
     assert np.sqrt(np.mean((learner.predict(X[120:]) - y[120:]) ** 2)) < np.std(y[120:])

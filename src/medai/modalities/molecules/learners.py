@@ -1,13 +1,16 @@
 """Learners on molecular features: random forest, extremely randomised trees, LightGBM, and ``auto``, as
 scikit-learn estimators that take standardised SMILES.
 
-``auto`` (single-task) chooses its own members: each candidate - a learner on a subset of the feature kinds
-(:data:`CANDIDATES`: random forest on Morgan counts, on Morgan + RDKit 2D descriptors, on descriptors + MACCS;
-extra trees and LightGBM on all three; for regression also an RBF SVR on the descriptors) - is cross-validated
-inside the training molecules (scaffold-grouped folds for a scaffold split, random folds for a random one), and
-greedy ensemble selection (Caruana et al. 2004) on the out-of-fold outputs gives the weighted average it keeps.
-The test molecules are never seen. Multi-task ``auto`` is the fixed mean of extra trees and LightGBM on all
-features (choosing per assay would cost 12 times as much on Tox21).
+``auto`` (single-task) starts from a fixed default - for classification the equal-weight mean of random forests
+on three views of the molecules (Morgan counts; Morgan counts + RDKit 2D descriptors; descriptors + MACCS), for
+regression the mean of extra trees, LightGBM and an RBF SVR on descriptors (:data:`DEFAULTS`) - and replaces it
+only when a chosen ensemble clearly beats it inside the training molecules: each candidate (:data:`CANDIDATES`) is
+cross-validated in 5 folds of the training molecules (scaffold-grouped folds for a scaffold split, random folds
+for a random one), greedy ensemble selection (Caruana et al. 2004) on the out-of-fold outputs gives a weighted
+average, and that average is kept only if, cross-fitted (weights chosen on the other folds), it beats the default
+on every inner fold. On few folds the candidates' scores differ by less than their noise, so the default stays
+unless the evidence is consistent. The test molecules are never seen. Multi-task ``auto`` is the fixed mean of
+extra trees and LightGBM on all features (choosing per assay would cost 12 times as much on Tox21).
 
 ``task`` is the road's kind of target: ``binary``/``multiclass`` (``y`` = class index), ``multilabel``
 (``(n, L)`` 0/1 with NaN where a task's label is unknown: one model per task, fitted on the molecules whose
@@ -106,24 +109,45 @@ CANDIDATES = {
     "regression": (("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs")), ("extratrees", ALL),
                    ("lightgbm", ALL), ("svr", ("rdkit2d",))),
 }
-SELECTION_FOLDS = 3
+# what ``auto`` keeps unless the cross-fitted selection beats it on every inner fold: the equal-weight mean of
+# these (each also a candidate, so its out-of-fold output costs nothing more)
+DEFAULTS = {
+    "classification": (("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs"))),
+    "regression": (("extratrees", ALL), ("lightgbm", ALL), ("svr", ("rdkit2d",))),
+    "multilabel": (("extratrees", ALL), ("lightgbm", ALL)),
+}
+SELECTION_FOLDS = 5
 
 
-def auto_members(task: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
-    """The fixed ensemble ``auto`` uses where it does not choose (multi-task, or too few molecules to choose on)."""
-    if task == "regression" and "rdkit2d" in kinds:
-        return ("extratrees", "lightgbm", "svr")
-    return ("extratrees", "lightgbm")
-
-
-def auto_candidates(task: str, kinds: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
-    """The (learner, feature kinds) candidates ``auto`` chooses among, restricted to the features it was given."""
+def _restricted(pairs, kinds: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
     out: list[tuple[str, tuple[str, ...]]] = []
-    for name, wanted in CANDIDATES["regression" if task == "regression" else "classification"]:
+    for name, wanted in pairs:
         have = tuple(k for k in wanted if k in kinds)
         if have and (name, have) not in out and (name != "svr" or have == ("rdkit2d",)):
             out.append((name, have))
     return out
+
+
+def _family(task: str) -> str:
+    return "regression" if task == "regression" else "multilabel" if task == "multilabel" else "classification"
+
+
+def auto_default(task: str, kinds: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The fixed ensemble ``auto`` keeps (multi-task always; single-task unless the selection clearly beats
+    it, or when there are too few molecules to choose on), restricted to the features it was given."""
+    return _restricted(DEFAULTS[_family(task)], kinds)
+
+
+def auto_members(task: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The learners of :func:`auto_default`."""
+    return tuple(name for name, _ in auto_default(task, kinds))
+
+
+def auto_candidates(task: str, kinds: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The (learner, feature kinds) candidates ``auto`` chooses among, restricted to the features it was given;
+    the default's members are always among them."""
+    pairs = CANDIDATES["regression" if task == "regression" else "classification"]
+    return _restricted((*pairs, *DEFAULTS[_family(task)]), kinds)
 
 
 def describe_member(name: str, kinds: tuple[str, ...] | None) -> str:
@@ -144,9 +168,10 @@ class MoleculeForest(DomainMixin, BaseEstimator):
     on a subset of the feature kinds - on ``SELECTION_FOLDS``-fold cross-validation inside the training
     molecules (scaffold-grouped folds when ``selection="scaffold"``, random folds when ``"random"``), chooses a
     weighted average of them by greedy ensemble selection on the out-of-fold outputs
-    (:mod:`medai.modalities.molecules.selection`) and refits the chosen ones on all the training molecules.
-    Multi-task ``auto`` (and ``auto`` on too few molecules to choose on) is the fixed mean of
-    :func:`auto_members`. What was tried and chosen is kept in ``selection_``."""
+    (:mod:`medai.modalities.molecules.selection`) and keeps it only if it beats the fixed default
+    (:func:`auto_default`) on every inner fold, cross-fitted; otherwise the default. The kept members are refitted
+    on all the training molecules. Multi-task ``auto`` (and ``auto`` on too few molecules to choose on) is the
+    default. What was tried and kept is in ``selection_``."""
 
     def __init__(self, model: str = "auto", task: str = "binary", features: str = "morgan,rdkit2d,maccs",
                  radius: int = 2, n_bits: int = 2048, n_estimators: int = 500, seed: int = 0, n_jobs: int = 2,
@@ -177,12 +202,19 @@ class MoleculeForest(DomainMixin, BaseEstimator):
         """One line: the members, their features and weights."""
         members = getattr(self, "members_", None) or [(name, None) for name in self.member_names()]
         weights = self.member_weights(len(members))
-        if getattr(self, "selection_", {}).get("chosen"):
-            return " + ".join(f"{w:.2f} {describe_member(*m)}" for m, w in zip(members, weights, strict=True)) + \
-                f" (chosen by {self.selection_['cv']} on the training molecules)"
-        if len(members) == 1:
-            return f"{DESCRIBED[members[0][0]]} on {self.features}"
-        return " + ".join(DESCRIBED[name] for name, _ in members) + f" (mean) on {self.features}"
+        selection = getattr(self, "selection_", {})
+        if selection.get("chosen"):
+            parts = " + ".join(f"{w:.2f} {describe_member(*m)}" for m, w in zip(members, weights, strict=True))
+            if selection.get("kept") == "default":
+                return parts + (f" (the default: the selection by {selection['cv']} on the training molecules did "
+                                "not beat it on every fold)")
+            return parts + f" (chosen by {selection['cv']} on the training molecules)"
+        views = {tuple(kinds or self.featurizer.kinds) for _, kinds in members}
+        if len(views) == 1:  # one learner, or all members on the same features (models saved before: all of them)
+            if len(members) == 1:
+                return f"{DESCRIBED[members[0][0]]} on {','.join(views.pop())}"
+            return " + ".join(DESCRIBED[name] for name, _ in members) + f" (mean) on {','.join(views.pop())}"
+        return " + ".join(describe_member(*m) for m in members) + " (mean)"
 
     def member_weights(self, n: int) -> np.ndarray:
         weights = getattr(self, "weights_", None)
@@ -203,8 +235,9 @@ class MoleculeForest(DomainMixin, BaseEstimator):
         return tuple(ranges[kind] for kind in featurizer.kinds if kind in kinds)
 
     def _fixed_members(self) -> list[tuple[str, tuple[str, ...] | None]]:
-        names = auto_members(self.task, self.featurizer.kinds) if self.model == "auto" else (self.model,)
-        return [(name, ("rdkit2d",) if name == "svr" else None) for name in names]
+        if self.model == "auto":
+            return list(auto_default(self.task, self.featurizer.kinds))
+        return [(self.model, None)]
 
     def fitted_columns(self, members) -> list:
         """The columns of each fitted member (all of them for models saved before members had their own)."""
@@ -232,27 +265,44 @@ class MoleculeForest(DomainMixin, BaseEstimator):
         return self
 
     def _choose(self, X, F, y) -> list[tuple[str, tuple[str, ...] | None]]:
-        """Cross-validation inside the training molecules, then greedy ensemble selection; sets ``weights_``."""
-        from medai.modalities.molecules.selection import ensemble_selection, inner_folds, scorer
+        """Cross-validation inside the training molecules, greedy ensemble selection, and the check that the
+        selection clearly beats the fixed default (cross-fitted, on every fold); sets ``weights_``."""
+        from medai.modalities.molecules.selection import (
+            crossfit_gain,
+            ensemble_selection,
+            fold_scores,
+            inner_folds,
+            scorer,
+        )
 
         folds = inner_folds(list(X), y, self.task, self.selection, int(self.seed), SELECTION_FOLDS)
         if folds is None:
             self.selection_ = {"chosen": False, "why": f"too few molecules for {SELECTION_FOLDS}-fold selection"}
             return self._fixed_members()
         candidates = auto_candidates(self.task, self.featurizer.kinds)
+        default = auto_default(self.task, self.featurizer.kinds)
         metric, score = scorer(self.task)
         oof = [self._out_of_fold(F, y, name, self._kind_columns(kinds), folds) for name, kinds in candidates]
+        default_oof = np.mean([oof[candidates.index(member)] for member in default], axis=0)
         weights = ensemble_selection(oof, y, score)
         chosen = np.flatnonzero(weights > 0)
-        self.weights_ = [float(weights[i]) for i in chosen]
         ensemble = np.sum([weights[i] * oof[i] for i in chosen], axis=0)
+        gains = crossfit_gain(oof, default_oof, y, score, folds)
+        selected = bool(np.all(gains > 0))
+        cv = f"{SELECTION_FOLDS}-fold {self.selection}-grouped CV".replace("random-grouped", "random")
         self.selection_ = {
-            "chosen": True, "cv": f"{SELECTION_FOLDS}-fold {self.selection}-grouped CV".replace("random-grouped",
-                                                                                                  "random"),
-            "metric": metric, "scores": {describe_member(*c): round(score(y, o), 4) for c, o in zip(candidates, oof,
-                                                                                                   strict=True)},
+            "chosen": True, "cv": cv, "metric": metric,
+            "scores": {describe_member(*c): round(score(y, o), 4) for c, o in zip(candidates, oof, strict=True)},
             "weights": {describe_member(*candidates[i]): round(float(weights[i]), 4) for i in chosen},
-            "ensemble_score": round(score(y, ensemble), 4)}
+            "ensemble_score": round(score(y, ensemble), 4),
+            "default": [describe_member(*m) for m in default], "default_score": round(score(y, default_oof), 4),
+            "default_fold_scores": [round(float(v), 4) for v in fold_scores(default_oof, y, score, folds)],
+            "crossfit_gain": [round(float(g), 4) for g in gains],
+            "kept": "selection" if selected else "default"}
+        if not selected:
+            self.weights_ = [1.0 / len(default)] * len(default)
+            return list(default)
+        self.weights_ = [float(weights[i]) for i in chosen]
         return [candidates[i] for i in chosen]
 
     def _out_of_fold(self, F, y, name, cols, folds) -> np.ndarray:
