@@ -197,8 +197,9 @@ class RedisRateLimiter(RateLimiter):
             if now < end and left > 0:
                 self._leases[key_id] = (end, left - 1)
                 return RateLimitResult(True, 0.0)
-            if now < end and left == _OVER_LIMIT:
-                return RateLimitResult(False, end - now)
+            denied = self._denied_locally(key_id, now)
+            if denied is not None:
+                return denied
         try:
             count, ttl_ms = self._script(keys=[self.prefix + key_id], args=[self._window_ms, self.lease_size])
         except self._redis_errors as exc:
@@ -209,11 +210,20 @@ class RedisRateLimiter(RateLimiter):
         ttl_s = max(int(ttl_ms), 0) / 1000.0
         granted = min(self.lease_size, self.limit - (int(count) - self.lease_size))
         with self._lock:
-            if len(self._leases) > 100_000:  # keys seen once, long expired
-                self._leases = {k: v for k, v in self._leases.items() if v[0] > now}
-                self._peeked = {k: v for k, v in self._peeked.items() if v > now}
+            self._prune(now)
             self._leases[key_id] = (now + ttl_s, granted - 1 if granted > 0 else _OVER_LIMIT)
         return RateLimitResult(True, 0.0) if granted > 0 else RateLimitResult(False, ttl_s)
+
+    def _denied_locally(self, key_id: str, now: float) -> RateLimitResult | None:
+        """The denial this worker can give without Redis: the key was found over its limit in this window."""
+        end, left = self._leases.get(key_id, (0.0, 0))
+        return RateLimitResult(False, end - now) if now < end and left == _OVER_LIMIT else None
+
+    def _prune(self, now: float) -> None:
+        """Forget expired entries once there are many (keys and client addresses seen once); under the lock."""
+        if len(self._leases) + len(self._peeked) > 100_000:
+            self._leases = {k: v for k, v in self._leases.items() if v[0] > now}
+            self._peeked = {k: v for k, v in self._peeked.items() if v > now}
 
     def reset(self, key_id: str) -> None:
         with self._lock:
@@ -231,9 +241,9 @@ class RedisRateLimiter(RateLimiter):
         on every request; what other workers counted in that time shows at the next :meth:`hit`)."""
         now = self._clock()
         with self._lock:
-            end, left = self._leases.get(key_id, (0.0, 0))
-            if now < end and left == _OVER_LIMIT:
-                return RateLimitResult(False, end - now)
+            denied = self._denied_locally(key_id, now)
+            if denied is not None:
+                return denied
             if now < self._peeked.get(key_id, 0.0):
                 return RateLimitResult(True, 0.0)
         try:
@@ -247,9 +257,11 @@ class RedisRateLimiter(RateLimiter):
             raise RateLimiterUnavailable(f"rate limiter: Redis unreachable ({exc})") from None
         if count is None or int(count) < self.limit or int(ttl_ms) <= 0:
             with self._lock:
+                self._prune(now)
                 self._peeked[key_id] = now + self.peek_cache_s
             return RateLimitResult(True, 0.0)
         with self._lock:
+            self._prune(now)
             self._leases[key_id] = (now + int(ttl_ms) / 1000.0, _OVER_LIMIT)
         return RateLimitResult(False, int(ttl_ms) / 1000.0)
 
