@@ -353,7 +353,7 @@ def test_sqlite_appenders_in_several_processes_queue_on_the_lock_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     log = AuditLog(url)
     log.record("start")
-    lock_path = tmp_path / "audit.db.audit-lock"
+    lock_path = tmp_path / "audit.db.write-lock"
     assert lock_path.is_file()
     with open(lock_path, "a+b") as held:  # another process holds the writers' lock: an append must wait for it
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -373,3 +373,30 @@ def test_sqlite_appenders_in_several_processes_queue_on_the_lock_file(tmp_path):
         assert worker.exitcode == 0
     result = AuditLog(url).verify()
     assert result.ok and result.checked == 2 + 3 * 40, result
+
+
+def test_monitoring_writes_take_the_same_write_turn_as_audit_appends(tmp_path):
+    """The monitoring recorder writes to the service's database too: on SQLite it must queue on the writers'
+    lock file like the audit appenders, never sleep in SQLite's busy handler while an audit commit waits."""
+    import fcntl
+
+    from medai.monitoring.store import MonitorStore
+
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    log = AuditLog(url)
+    log.record("start")
+    store = MonitorStore(url, secret=b"0123456789abcdef0123")
+    store.add_batch("m", 1, 1, {"features": {}, "predictions": {}}, [{"record_key": "k", "score": [0.5]}])
+    lock_path = tmp_path / "service.db.write-lock"
+    assert lock_path.is_file()
+    with open(lock_path, "a+b") as held:  # an audit append in another process holds the turn
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=store.add_batch, args=("m", 1, 1, {"features": {}, "predictions": {}},
+                                                                 [{"record_key": "k2", "score": [0.4]}]))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and len(store.batches("m", 1)) == 1
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiting.join(10)
+    assert not waiting.is_alive() and len(store.batches("m", 1)) == 2
+    assert log.verify().ok

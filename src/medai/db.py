@@ -7,7 +7,13 @@ SQLAlchemy URL (``postgresql+psycopg://...``) in production.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from datetime import UTC
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: SQLite's busy handler alone then
+    fcntl = None
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
@@ -77,6 +83,35 @@ def dispose_all() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+_writer_locks: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def sqlite_writer(engine: Engine):
+    """Hold the write turn of ``engine``'s SQLite file while a transaction that writes runs inside.
+
+    Writers on the request path (the audit appenders, the monitoring recorder; in every server process) queue
+    on one lock file, ``<database>.write-lock``, before taking SQLite's write lock: a waiter wakes the moment
+    the lock is free, where SQLite's own busy handler polls with sleeps of up to 100 ms - an audit commit that
+    found the monitoring recorder's transaction open slept, and every request waiting for its audit row with
+    it. PostgreSQL queues writers on its own row locks, and an in-memory database has one connection: a no-op
+    there."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or fcntl is None:
+        yield
+        return
+    path = f"{database}.write-lock"
+    with _lock:
+        thread_lock = _writer_locks.setdefault(path, threading.Lock())
+    # opened per transaction: a handle shared over fork would be one lock for parent and children
+    with thread_lock, open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

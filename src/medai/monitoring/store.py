@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medai import config
-from medai.db import Base, UTCDateTime, session_factory
+from medai.db import Base, UTCDateTime, session_factory, sqlite_writer
 from medai.errors import MedAIError
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
@@ -197,6 +198,14 @@ class MonitorStore:
         self._sessions = session_factory(url)
         self._secret = secret
 
+    @contextmanager
+    def _writing(self):
+        """A session in one transaction that writes, taken in the database's write turn (see
+        :func:`medai.db.sqlite_writer`): the audit appenders of every server process share that turn, so neither
+        sleeps in SQLite's busy handler while the other commits."""
+        with sqlite_writer(self._sessions.kw["bind"]), self._sessions.begin() as session:
+            yield session
+
     @property
     def secret(self) -> bytes:
         if self._secret is None:
@@ -211,7 +220,7 @@ class MonitorStore:
                   ts: datetime | None = None) -> int:
         """One batch summary and its per-record rows (``record_key``, ``score``, ``answer``, ``embedding``)."""
         ts = ts or now()
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             batch = MonitorBatch(model=model, version=int(version), ts=ts, n=int(n), summary=summary)
             session.add(batch)
             session.flush()
@@ -228,7 +237,7 @@ class MonitorStore:
             keyed[self.key(model, record_id)] = outcome
         matched = 0
         stamp = now()
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             keys = list(keyed)
             latest: dict[str, int] = {}
             for start in range(0, len(keys), 500):
@@ -252,7 +261,7 @@ class MonitorStore:
         fresh = []
         for alert in alerts:
             try:
-                with self._sessions.begin() as session:
+                with self._writing() as session:
                     session.add(MonitorAlert(ts=now(), **{k: alert[k] for k in (
                         "model", "version", "category", "subject", "window_end", "value", "message", "detail")}))
                 fresh.append(alert)
@@ -261,7 +270,7 @@ class MonitorStore:
         return fresh
 
     def put_settings(self, model: str, settings: MonitorSettings) -> None:
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             row = session.get(MonitorSetting, model)
             if row is None:
                 session.add(MonitorSetting(model=model, settings=settings.to_json(), updated_at=now()))
@@ -271,7 +280,7 @@ class MonitorStore:
     def purge(self, days: float | None = None) -> dict[str, int]:
         """Delete batch and prediction rows older than the retention."""
         cutoff = now() - timedelta(days=retention_days() if days is None else days)
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             batches = session.execute(delete(MonitorBatch).where(MonitorBatch.ts < cutoff)).rowcount
             predictions = session.execute(delete(MonitorPrediction).where(MonitorPrediction.ts < cutoff)).rowcount
         return {"batches": int(batches or 0), "predictions": int(predictions or 0)}

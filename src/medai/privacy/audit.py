@@ -44,15 +44,9 @@ import queue
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows: SQLite's busy handler alone then
-    fcntl = None
 
 from sqlalchemy import (
     JSON,
@@ -69,7 +63,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from medai.db import Base, UTCDateTime, get_engine
+from medai.db import Base, UTCDateTime, get_engine, sqlite_writer
 from medai.errors import MedAIError
 
 __all__ = [
@@ -312,25 +306,6 @@ class AuditLog:
         self._engine: Engine = get_engine(url)
         self._sqlite = self._engine.dialect.name == "sqlite"
         self._head_ready = False
-        database = self._engine.url.database if self._sqlite else None
-        self._lock_path = f"{database}.audit-lock" if database and database != ":memory:" else None
-        self._thread_lock = threading.Lock()
-
-    @contextmanager
-    def _one_writer(self):
-        """On a SQLite file, appenders queue on a lock file before taking SQLite's write lock: a waiter wakes
-        the moment the lock is free, where SQLite's own busy handler polls with sleeps of up to 100 ms (with
-        two server processes that made the tail latency). PostgreSQL queues on its row lock instead."""
-        if self._lock_path is None or fcntl is None:
-            yield
-            return
-        # opened per append: a handle shared over fork would be one lock for parent and children
-        with self._thread_lock, open(self._lock_path, "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------------------------- writing
 
@@ -379,7 +354,7 @@ class AuditLog:
         if not prepared:
             return []
         self._ensure_head()
-        with self._one_writer(), self._engine.connect() as conn:
+        with sqlite_writer(self._engine), self._engine.connect() as conn:
             try:
                 head_seq, head_hash = self._lock_head(conn)
                 rows = []
