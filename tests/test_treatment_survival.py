@@ -266,12 +266,12 @@ def test_ensemble_averages_member_percentiles_not_raw_scores():
                                [0.0, 0.375, 0.5, 1.0])
 
 
-def test_auto_is_ridge_cox_spline_cox_rsf_rank_average_and_per_patient_stable():
+def test_ensemble_is_ridge_cox_spline_cox_rsf_rank_average_and_per_patient_stable():
     from medai.modalities.treatment.survival import RIDGE_ALPHAS, SplineCox, SurvivalLearner, percentile
 
     frame = survival_frame(160, seed=6)
     X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
-    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
+    model = SurvivalLearner(learner="ensemble", seed=0).fit(X, y)
     assert model.chosen_learner_ == "ensemble" and len(model.model_) == 3
     ridge, spline, forest = model.model_
     assert ridge.alpha in RIDGE_ALPHAS and type(forest).__name__ == "RandomSurvivalForest"
@@ -286,6 +286,65 @@ def test_auto_is_ridge_cox_spline_cox_rsf_rank_average_and_per_patient_stable():
     assert harrell_of(model, X, y) > 0.7
     curves = model.predict_curves(X.iloc[:5], [100.0, 400.0])
     assert curves.shape == (5, 2) and (np.diff(curves, axis=1) <= 1e-12).all()
+
+
+def test_one_se_rule_prefers_the_simpler_model_unless_the_complex_one_wins_by_more_than_one_se():
+    from medai.errors import MedAIError
+    from medai.modalities.treatment.survival import one_se_choice
+
+    order = ("simple", "complex")
+    # the complex model's mean is 0.02 higher, its standard error 0.022 (fold scores +-0.05 around 0.72)
+    noisy = {"simple": [0.70] * 5, "complex": [0.67, 0.77, 0.67, 0.77, 0.72]}
+    assert one_se_choice(noisy, order) == "simple"
+    # the same mean advantage with steady folds (SE 0.0022) is a win by more than one standard error
+    steady = {"simple": [0.70] * 5, "complex": [0.717, 0.727, 0.717, 0.727, 0.722]}
+    assert one_se_choice(steady, order) == "complex"
+    # the simpler model is also kept when it is the better one, and a middle rung is reachable
+    assert one_se_choice({"simple": [0.8] * 3, "complex": [0.7] * 3}, order) == "simple"
+    ladder = {"a": [0.60] * 4, "b": [0.70, 0.71, 0.70, 0.71], "c": [0.68, 0.74, 0.68, 0.74]}
+    assert one_se_choice(ladder, ("a", "b", "c")) == "b"
+    # folds without comparable pairs (NaN) are left out; a candidate without any scores is never chosen
+    assert one_se_choice({"simple": [np.nan] * 3, "complex": [0.7, 0.7, np.nan]}, order) == "complex"
+    assert one_se_choice({"simple": [np.nan], "complex": [np.nan]}, order) == "simple"
+    with pytest.raises(MedAIError, match="complex"):
+        one_se_choice({"simple": [0.7]}, order)
+    with pytest.raises(MedAIError, match="at least one"):
+        one_se_choice({}, ())
+
+
+def test_auto_applies_the_one_se_rule_to_inner_cv_scores(monkeypatch):
+    """``auto`` scores ridge Cox and the ensemble on 5 inner folds and keeps ridge Cox unless the ensemble wins by
+    more than one standard error; the chosen model is then fitted on all training records."""
+    from medai.modalities.treatment import survival
+    from medai.modalities.treatment.survival import AUTO_CANDIDATES, AUTO_FOLDS, SurvivalLearner
+
+    frame = survival_frame(160, seed=6)
+    X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
+    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
+    assert set(model.selection_scores_) == set(AUTO_CANDIDATES) == set(model.selection_se_)
+    assert all(0.5 < v <= 1 for v in model.selection_scores_.values())
+    assert all(0 <= v < 0.2 for v in model.selection_se_.values())
+    assert model.chosen_learner_ in AUTO_CANDIDATES
+    assert isinstance(model.model_, list) == (model.chosen_learner_ == "ensemble")
+    assert harrell_of(model, X, y) > 0.7
+
+    seen = {}
+
+    def forced(scores):
+        def fold_scores(self, Z, y, candidates, n_folds):
+            seen["folds"] = n_folds
+            return scores
+        return fold_scores
+
+    monkeypatch.setattr(survival.SurvivalLearner, "_fold_scores",
+                        forced({"cox-ridge": [0.70] * 5, "ensemble": [0.67, 0.77, 0.67, 0.77, 0.72]}))
+    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
+    assert seen["folds"] == AUTO_FOLDS and model.chosen_learner_ == "cox-ridge"
+    assert not isinstance(model.model_, list) and model.selection_scores_["ensemble"] == pytest.approx(0.72)
+    monkeypatch.setattr(survival.SurvivalLearner, "_fold_scores",
+                        forced({"cox-ridge": [0.70] * 5, "ensemble": [0.717, 0.727, 0.717, 0.727, 0.722]}))
+    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
+    assert model.chosen_learner_ == "ensemble" and len(model.model_) == 3
 
 
 def harrell_of(model, X, y) -> float:

@@ -228,6 +228,8 @@ class TreatmentModality(Modality):
     def describe_learner(self, learner, name: str) -> dict[str, Any]:
         params = {k: v for k, v in learner.get_params().items()}
         training = {"auto_selection": learner.selection_scores_} if learner.selection_scores_ else {}
+        if getattr(learner, "selection_se_", None):
+            training["auto_selection_se"] = learner.selection_se_
         if getattr(learner, "arm_values_", None):
             training["policy_default_arm"] = {"arm": int(learner.default_arm_), **learner.arm_values_}
         return {"name": learner.chosen_learner_, "hyperparameters": params, "training": training}

@@ -56,10 +56,13 @@ def survival_extras(model, X_test) -> dict[str, Any]:
     tables, limitations = [], []
     if learner.selection_scores_:
         metrics["auto_selection"] = learner.selection_scores_
-        tables.append({"title": "Learner chosen by inner 3-fold cross-validated Harrell C-index (training records)",
-                       "note": "",
-                       "header": ["learner", "C-index"],
-                       "rows": [[k, v] for k, v in learner.selection_scores_.items()]})
+        se = getattr(learner, "selection_se_", {})
+        rule = ("the simplest learner (listed first) within one standard error of the best"
+                if learner.learner == "auto" else "the best mean")
+        tables.append({"title": "Learner chosen by inner cross-validated Harrell C-index (training records)",
+                       "note": f"Chosen: {learner.chosen_learner_} ({rule}).",
+                       "header": ["learner", "C-index (mean over folds)", "standard error"],
+                       "rows": [[k, v, se.get(k)] for k, v in learner.selection_scores_.items()]})
     summary = learner.cox_summary_
     if summary:
         metrics["cox"] = summary

@@ -27,6 +27,7 @@ survival curves at any times.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,10 @@ from medai.evaluation.kinds.survival import harrell
 
 SURVIVAL_LEARNERS = ("cox", "cox-ridge", "coxnet", "cox-spline", "rsf", "gbs", "ensemble", "select")
 ENSEMBLE_MEMBERS = ("cox-ridge", "cox-spline", "rsf")
+# ``auto``: the candidates from the simplest to the most complex, judged by AUTO_FOLDS-fold inner cross-validated
+# Harrell C-index with the one-standard-error rule (see ``one_se_choice``).
+AUTO_CANDIDATES = ("cox-ridge", "ensemble")
+AUTO_FOLDS = 5
 # Ridge penalties tried for cox-ridge (scikit-survival's alpha: the log partial likelihood minus alpha/2 * ||beta||^2,
 # features standardised), chosen by inner cross-validated C-index.
 RIDGE_ALPHAS = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -132,6 +137,30 @@ def _curves(model, Z: np.ndarray, times: np.ndarray) -> np.ndarray:
     return out
 
 
+def one_se_choice(fold_scores: dict[str, Sequence[float]], order: Sequence[str]) -> str:
+    """The one-standard-error rule: the simplest candidate whose mean cross-validated score is within one standard
+    error of the best mean.
+
+    ``fold_scores`` holds each candidate's score per inner fold (higher is better; NaN folds are left out) and
+    ``order`` the candidates from simplest to most complex. The standard error is the best candidate's: the
+    standard deviation of its fold scores over the square root of their number. A more complex candidate is
+    chosen only when it beats every simpler one by more than that."""
+    if not order:
+        raise MedAIError("one_se_choice needs at least one candidate")
+    missing = [name for name in order if name not in fold_scores]
+    if missing:
+        raise MedAIError(f"no fold scores for candidate(s) {', '.join(missing)}")
+    clean = {name: np.asarray(fold_scores[name], dtype=float) for name in order}
+    clean = {name: values[np.isfinite(values)] for name, values in clean.items()}
+    means = {name: float(values.mean()) if len(values) else -np.inf for name, values in clean.items()}
+    best = max(order, key=lambda name: means[name])
+    if not np.isfinite(means[best]):
+        return order[0]
+    values = clean[best]
+    se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return next(name for name in order if means[name] >= means[best] - se)
+
+
 def percentile(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Mid-rank empirical CDF of ``values`` within the sorted ``reference`` scores, in [0, 1]."""
     low = np.searchsorted(reference, values, side="left")
@@ -217,8 +246,8 @@ class SurvivalLearner(BaseEstimator):
                     continue
         return float(RIDGE_ALPHAS[int(np.argmax(scores))])
 
-    def _folds(self, y):
-        folds = StratifiedKFold(n_splits=self.inner_folds, shuffle=True, random_state=self.seed)
+    def _folds(self, y, n_splits: int | None = None):
+        folds = StratifiedKFold(n_splits=n_splits or self.inner_folds, shuffle=True, random_state=self.seed)
         return list(folds.split(np.zeros(len(y)), y[:, 1].astype(int)))
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> SurvivalLearner:
@@ -229,11 +258,20 @@ class SurvivalLearner(BaseEstimator):
         Z = self._transform(X)
         self.feature_names_ = [str(n) for n in self.prep_.get_feature_names_out()]
         self.times_ = np.unique(y[y[:, 1] == 1, 0])
-        self.selection_scores_ = {}
-        chosen = "ensemble" if self.learner == "auto" else self.learner
-        if chosen == "select":
-            self.selection_scores_ = self._select(Z, y)
-            chosen = max(self.selection_scores_, key=self.selection_scores_.get)
+        self.selection_scores_, self.selection_se_ = {}, {}
+        chosen = self.learner
+        if chosen in ("auto", "select"):
+            candidates = AUTO_CANDIDATES if chosen == "auto" else (*ENSEMBLE_MEMBERS, "ensemble")
+            fold_scores = self._fold_scores(Z, y, candidates, AUTO_FOLDS if chosen == "auto" else self.inner_folds)
+            for name, values in fold_scores.items():
+                values = np.asarray(values, dtype=float)
+                values = values[np.isfinite(values)]
+                self.selection_scores_[name] = round(float(values.mean()), 6) if len(values) else None
+                self.selection_se_[name] = (round(float(values.std(ddof=1) / np.sqrt(len(values))), 6)
+                                            if len(values) > 1 else None)
+            chosen = one_se_choice(fold_scores, candidates) if chosen == "auto" else max(
+                candidates, key=lambda name: -1.0 if self.selection_scores_[name] is None else
+                self.selection_scores_[name])
         elif chosen not in SURVIVAL_LEARNERS:
             _estimator(chosen, self.seed)  # raises with the choices
         self.chosen_learner_ = chosen
@@ -243,17 +281,22 @@ class SurvivalLearner(BaseEstimator):
         self.cox_summary_ = cox_summary(Z, y, self.feature_names_) if chosen == "cox" else {}
         return self
 
-    def _select(self, Z, y) -> dict[str, float]:
-        """Inner cross-validated Harrell C-index of cox, rsf, gbs and their ensemble (the ensemble averages the
-        members fitted in the same fold)."""
-        fold_scores: dict[str, list[float]] = {name: [] for name in (*ENSEMBLE_MEMBERS, "ensemble")}
-        for train, test in self._folds(y):
-            members = [self._fit_one(name, Z[train], y[train]) for name in ENSEMBLE_MEMBERS]
-            for name, member in zip(ENSEMBLE_MEMBERS, members, strict=True):
-                fold_scores[name].append(harrell(y[test], np.asarray(member.predict(Z[test]), dtype=float)))
-            references = member_references(members, Z[train])
-            fold_scores["ensemble"].append(harrell(y[test], ensemble_risk(members, references, Z[test])))
-        return {name: round(float(np.nanmean(values)), 6) for name, values in fold_scores.items()}
+    def _fold_scores(self, Z, y, candidates, n_folds: int) -> dict[str, list[float]]:
+        """Harrell C-index of each candidate on each of ``n_folds`` stratified inner folds of the training records
+        (the ensemble averages the members fitted in the same fold; each member is fitted once per fold)."""
+        needed = list(dict.fromkeys(m for name in candidates
+                                    for m in (ENSEMBLE_MEMBERS if name == "ensemble" else (name,))))
+        fold_scores: dict[str, list[float]] = {name: [] for name in candidates}
+        for train, test in self._folds(y, n_folds):
+            fitted = {name: self._fit_one(name, Z[train], y[train]) for name in needed}
+            for name in candidates:
+                if name == "ensemble":
+                    members = [fitted[m] for m in ENSEMBLE_MEMBERS]
+                    risk = ensemble_risk(members, member_references(members, Z[train]), Z[test])
+                else:
+                    risk = np.asarray(fitted[name].predict(Z[test]), dtype=float)
+                fold_scores[name].append(harrell(y[test], risk))
+        return fold_scores
 
     # -- predicting ----------------------------------------------------------------------------------------
     def _transform(self, X) -> np.ndarray:
