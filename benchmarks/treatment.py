@@ -139,9 +139,8 @@ def survival(seeds: list[int]) -> None:
                 for key, value in evaluator.point_metrics(y[split.test], s, decision).items():
                     metrics[label].setdefault(key, []).append(value)
                 if label == "ours (auto)":
-                    picked.append(f"{model.chosen_learner_} ("
-                                  + ", ".join(f"{k} {v:.3f}+-{model.selection_se_[k]:.3f}"
-                                              for k, v in model.selection_scores_.items()) + ")")
+                    picked.append(model.chosen_learner_ + "".join(
+                        f" {k} {v:.3f}+-{model.selection_se_[k]:.3f}" for k, v in model.selection_scores_.items()))
         say(f"\n{name}: test C-index over {len(seeds)} seeds, mean (95% CI over seeds); per seed")
         for label in labels:
             values = metrics[label]["c_index"]
@@ -150,9 +149,7 @@ def survival(seeds: list[int]) -> None:
         ours = np.mean(metrics["ours (auto)"]["c_index"])
         say(f"  acceptance (ours >= best of Cox and RSF): {'met' if ours >= best_peer else 'MISSED'} "
             f"({ours:.3f} vs {best_peer:.3f})")
-        say("  ours: learner per seed (inner 5-fold CV C-index +- SE, one-SE rule):")
-        for seed, text in zip(seeds, picked, strict=True):
-            say(f"    seed {seed}: {text}")
+        say(f"  ours: learner per seed: {'; '.join(picked)}")
         say(f"  {'metric (test, mean over seeds, 95% CI)':30s}" + "".join(f"{label[:22]:>24s}" for label in labels))
         for key in metrics["ours (auto)"]:
             if key == "c_index":

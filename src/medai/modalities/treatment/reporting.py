@@ -57,8 +57,7 @@ def survival_extras(model, X_test) -> dict[str, Any]:
     if learner.selection_scores_:
         metrics["auto_selection"] = learner.selection_scores_
         se = getattr(learner, "selection_se_", {})
-        rule = ("the simplest learner (listed first) within one standard error of the best"
-                if learner.learner == "auto" else "the best mean")
+        rule = "the simplest learner (listed first) within one standard error of the best"
         tables.append({"title": "Learner chosen by inner cross-validated Harrell C-index (training records)",
                        "note": f"Chosen: {learner.chosen_learner_} ({rule}).",
                        "header": ["learner", "C-index (mean over folds)", "standard error"],

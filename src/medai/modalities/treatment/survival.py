@@ -13,15 +13,17 @@ survival curves at any times.
 - ``ensemble``: cox-ridge, cox-spline and rsf. Risk score: the mean of each member's own risk score read as a
   percentile of that member's scores on the training records (the members' scores live on different scales);
   survival curve: the members' average curve;
-- ``select``: the one of the ensemble's members and the ensemble with the best inner 3-fold cross-validated
-  Harrell C-index;
+- ``select``: the simplest of ridge Cox, spline Cox, rsf and the ensemble (in that order) whose inner 5-fold
+  cross-validated Harrell C-index is within one standard error of the best (``one_se_choice``);
 - ``auto``: the ensemble. Chosen on training records only: inner 5-fold cross-validation on the training parts
   of WHAS500, GBSG2 and veterans (5 splits each) compared members (cox, ridge cox, spline cox, rsf, gbs; coxnet
   and two other rsf settings on GBSG2 and veterans only) and ways to combine them (average curve, percentiles,
   z-scores, stacking weights); this combination had the best mean C-index over the three (0.736 against 0.730
   for the previous cox+rsf+gbs average curve). Choosing per split by inner cross-validation did no better on
   held-out records than a fixed ensemble (with 100-400 training records the inner estimates differ by less
-  than their noise).
+  than their noise). Nested cross-validation on the training parts of veterans (``benchmarks/survival_rule_cv.py``)
+  found no selection rule clearly better than the fixed ensemble: held-out C-index 0.720 for it, 0.716 for
+  ridge Cox or ridge Cox vs the ensemble by the one-standard-error rule, 0.714 for ``select``'s ladder.
 """
 
 from __future__ import annotations
@@ -44,10 +46,10 @@ from medai.evaluation.kinds.survival import harrell
 
 SURVIVAL_LEARNERS = ("cox", "cox-ridge", "coxnet", "cox-spline", "rsf", "gbs", "ensemble", "select")
 ENSEMBLE_MEMBERS = ("cox-ridge", "cox-spline", "rsf")
-# ``auto``: the candidates from the simplest to the most complex, judged by AUTO_FOLDS-fold inner cross-validated
-# Harrell C-index with the one-standard-error rule (see ``one_se_choice``).
-AUTO_CANDIDATES = ("cox-ridge", "ensemble")
-AUTO_FOLDS = 5
+# ``select``: the candidates from the simplest to the most complex, judged by SELECT_FOLDS-fold inner
+# cross-validated Harrell C-index with the one-standard-error rule (see ``one_se_choice``).
+SELECT_CANDIDATES = ("cox-ridge", "cox-spline", "rsf", "ensemble")
+SELECT_FOLDS = 5
 # Ridge penalties tried for cox-ridge (scikit-survival's alpha: the log partial likelihood minus alpha/2 * ||beta||^2,
 # features standardised), chosen by inner cross-validated C-index.
 RIDGE_ALPHAS = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -259,19 +261,16 @@ class SurvivalLearner(BaseEstimator):
         self.feature_names_ = [str(n) for n in self.prep_.get_feature_names_out()]
         self.times_ = np.unique(y[y[:, 1] == 1, 0])
         self.selection_scores_, self.selection_se_ = {}, {}
-        chosen = self.learner
-        if chosen in ("auto", "select"):
-            candidates = AUTO_CANDIDATES if chosen == "auto" else (*ENSEMBLE_MEMBERS, "ensemble")
-            fold_scores = self._fold_scores(Z, y, candidates, AUTO_FOLDS if chosen == "auto" else self.inner_folds)
+        chosen = "ensemble" if self.learner == "auto" else self.learner
+        if chosen == "select":
+            fold_scores = self._fold_scores(Z, y, SELECT_CANDIDATES, SELECT_FOLDS)
             for name, values in fold_scores.items():
                 values = np.asarray(values, dtype=float)
                 values = values[np.isfinite(values)]
                 self.selection_scores_[name] = round(float(values.mean()), 6) if len(values) else None
                 self.selection_se_[name] = (round(float(values.std(ddof=1) / np.sqrt(len(values))), 6)
                                             if len(values) > 1 else None)
-            chosen = one_se_choice(fold_scores, candidates) if chosen == "auto" else max(
-                candidates, key=lambda name: -1.0 if self.selection_scores_[name] is None else
-                self.selection_scores_[name])
+            chosen = one_se_choice(fold_scores, SELECT_CANDIDATES)
         elif chosen not in SURVIVAL_LEARNERS:
             _estimator(chosen, self.seed)  # raises with the choices
         self.chosen_learner_ = chosen
