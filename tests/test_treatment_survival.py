@@ -207,19 +207,6 @@ def test_built_in_task_on_bundled_data(tmp_path):
     assert set(result.model_json["target"]["fields"]["horizons"]) == {30.0, 90.0, 180.0}
 
 
-def test_select_scores_members_and_their_ensemble_by_inner_cv():
-    from medai.modalities.treatment.survival import SurvivalLearner
-
-    frame = survival_frame(160, seed=4)
-    X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
-    model = SurvivalLearner(learner="select", seed=0).fit(X, y)
-    scores = model.selection_scores_
-    assert set(scores) == {"cox-ridge", "cox-spline", "rsf", "ensemble"} and all(0.5 < v <= 1 for v in scores.values())
-    assert model.chosen_learner_ == max(scores, key=scores.get)
-    assert isinstance(model.model_, list) == (model.chosen_learner_ == "ensemble")
-    assert model.predict(X).shape == (160,)
-
-
 def test_cox_retries_with_more_ridge_when_newton_diverges(monkeypatch):
     """A rare binary feature can make the unpenalised Newton steps diverge ("search direction contains NaN"):
     the Cox learner refits with a larger ridge penalty instead of failing."""
@@ -312,39 +299,45 @@ def test_one_se_rule_prefers_the_simpler_model_unless_the_complex_one_wins_by_mo
         one_se_choice({}, ())
 
 
-def test_auto_applies_the_one_se_rule_to_inner_cv_scores(monkeypatch):
-    """``auto`` scores ridge Cox and the ensemble on 5 inner folds and keeps ridge Cox unless the ensemble wins by
-    more than one standard error; the chosen model is then fitted on all training records."""
+def test_select_applies_the_one_se_rule_to_inner_cv_scores(monkeypatch):
+    """``select`` scores ridge Cox, spline Cox, RSF and the ensemble on 5 inner folds and keeps the simplest unless
+    a more complex one wins by more than one standard error; the chosen model is then fitted on all records."""
     from medai.modalities.treatment import survival
-    from medai.modalities.treatment.survival import AUTO_CANDIDATES, AUTO_FOLDS, SurvivalLearner
+    from medai.modalities.treatment.survival import SELECT_CANDIDATES, SELECT_FOLDS, SurvivalLearner, one_se_choice
 
-    frame = survival_frame(160, seed=6)
+    frame = survival_frame(160, seed=4)
     X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
-    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
-    assert set(model.selection_scores_) == set(AUTO_CANDIDATES) == set(model.selection_se_)
+    model = SurvivalLearner(learner="select", seed=0).fit(X, y)
+    assert list(model.selection_scores_) == list(SELECT_CANDIDATES) == list(model.selection_se_)
     assert all(0.5 < v <= 1 for v in model.selection_scores_.values())
     assert all(0 <= v < 0.2 for v in model.selection_se_.values())
-    assert model.chosen_learner_ in AUTO_CANDIDATES
+    best = max(SELECT_CANDIDATES, key=model.selection_scores_.get)
+    assert model.chosen_learner_ == next(name for name in SELECT_CANDIDATES if model.selection_scores_[name]
+                                         >= model.selection_scores_[best] - model.selection_se_[best] - 1e-6)
     assert isinstance(model.model_, list) == (model.chosen_learner_ == "ensemble")
-    assert harrell_of(model, X, y) > 0.7
+    assert harrell_of(model, X, y) > 0.7 and model.predict(X).shape == (160,)
+    assert one_se_choice({"a": [0.6, 0.7]}, ("a",)) == "a"
 
     seen = {}
 
     def forced(scores):
         def fold_scores(self, Z, y, candidates, n_folds):
-            seen["folds"] = n_folds
-            return scores
+            seen["folds"], seen["candidates"] = n_folds, tuple(candidates)
+            return {name: scores.get(name, [0.5] * 5) for name in candidates}
         return fold_scores
 
-    monkeypatch.setattr(survival.SurvivalLearner, "_fold_scores",
-                        forced({"cox-ridge": [0.70] * 5, "ensemble": [0.67, 0.77, 0.67, 0.77, 0.72]}))
-    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
-    assert seen["folds"] == AUTO_FOLDS and model.chosen_learner_ == "cox-ridge"
+    noisy = [0.67, 0.77, 0.67, 0.77, 0.72]  # mean 0.72, standard error 0.022
+    monkeypatch.setattr(survival.SurvivalLearner, "_fold_scores", forced({"cox-ridge": [0.70] * 5, "ensemble": noisy}))
+    model = SurvivalLearner(learner="select", seed=0).fit(X, y)
+    assert seen == {"folds": SELECT_FOLDS, "candidates": SELECT_CANDIDATES} and model.chosen_learner_ == "cox-ridge"
     assert not isinstance(model.model_, list) and model.selection_scores_["ensemble"] == pytest.approx(0.72)
-    monkeypatch.setattr(survival.SurvivalLearner, "_fold_scores",
-                        forced({"cox-ridge": [0.70] * 5, "ensemble": [0.717, 0.727, 0.717, 0.727, 0.722]}))
-    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
+    steady = [0.717, 0.727, 0.717, 0.727, 0.722]  # the same mean, standard error 0.0022
+    monkeypatch.setattr(survival.SurvivalLearner, "_fold_scores", forced({"cox-ridge": [0.70] * 5, "ensemble": steady}))
+    model = SurvivalLearner(learner="select", seed=0).fit(X, y)
     assert model.chosen_learner_ == "ensemble" and len(model.model_) == 3
+    # auto is the fixed ensemble: no inner selection
+    model = SurvivalLearner(learner="auto", seed=0).fit(X, y)
+    assert model.chosen_learner_ == "ensemble" and model.selection_scores_ == {}
 
 
 def harrell_of(model, X, y) -> float:
