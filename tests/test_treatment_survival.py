@@ -232,6 +232,44 @@ def test_cox_retries_with_more_ridge_when_newton_diverges(monkeypatch):
         SurvivalLearner(learner="cox", seed=0).fit(X, y)
 
 
+def test_coxnet_falls_back_to_the_warm_started_path_when_a_single_penalty_overflows(monkeypatch):
+    """Coordinate descent from zero at one small penalty can overflow (seen on WHAS500's spline features): the
+    spline Cox then fits the path from the largest penalty down to the chosen one and predicts at the chosen one;
+    when even the path overflows the error names the way out."""
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+    from medai.errors import MedAIError
+    from medai.modalities.treatment.survival import SplineCox, SurvivalLearner
+
+    frame = survival_frame(150, seed=9)
+    X, y = frame[["age", "stage", "noise"]], frame[["days", "died"]].to_numpy(float)
+    reference = SurvivalLearner(learner="cox-spline", seed=0).fit(X, y)
+    chosen = reference.model_.model_.alphas[0]
+    real_fit = CoxnetSurvivalAnalysis.fit
+
+    def overflow_alone(self, X, y):
+        if self.alphas is not None and len(self.alphas) == 1:
+            raise ArithmeticError("Numerical error, because weights are too large. Consider increasing alpha.")
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(CoxnetSurvivalAnalysis, "fit", overflow_alone)
+    model = SurvivalLearner(learner="cox-spline", seed=0).fit(X, y)
+    assert isinstance(model.model_, SplineCox)
+    path = list(model.model_.model_.alphas)
+    assert len(path) > 1 and path[-1] == pytest.approx(chosen) and path == sorted(path, reverse=True)
+    np.testing.assert_allclose(model.predict(X), reference.predict(X), rtol=1e-3, atol=1e-3)
+    assert model.predict_curves(X.iloc[:3], [100.0, 400.0]).shape == (3, 2)
+    assert SurvivalLearner(learner="coxnet", seed=0).fit(X, y).model_.alphas[-1] > 0
+    def overflow_final(self, X, y):  # the tuning fits (no baseline model) pass, every final fit overflows
+        if self.fit_baseline_model:
+            raise ArithmeticError("Numerical error, because weights are too large. Consider increasing alpha.")
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(CoxnetSurvivalAnalysis, "fit", overflow_final)
+    with pytest.raises(MedAIError, match="overflows"):
+        SurvivalLearner(learner="cox-spline", seed=0).fit(X, y)
+
+
 def test_ensemble_averages_member_percentiles_not_raw_scores():
     """Members' risk scores live on different scales: the ensemble averages each member's score as a percentile
     of its own training-record scores, so a member with a large scale does not outvote the others."""

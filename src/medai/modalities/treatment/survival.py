@@ -111,10 +111,7 @@ class SplineCox(BaseEstimator):
             basis = self.spline_.transform(Z[:, self.columns_])
             self.mean_, self.scale_ = basis.mean(axis=0), basis.std(axis=0) + 1e-9
         W = self._expand(Z)
-        model = learner._tune_coxnet(_estimator("coxnet", learner.seed), W, y)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model_ = model.fit(W, structured(y))
+        self.model_ = learner._fit_coxnet(W, y)
         return self
 
     def _expand(self, Z: np.ndarray) -> np.ndarray:
@@ -199,9 +196,9 @@ class SurvivalLearner(BaseEstimator):
             return [self._fit_one(member, Z, y) for member in ENSEMBLE_MEMBERS]
         if name == "cox-spline":
             return SplineCox().fit_with(self, Z, y)
-        model = _estimator(name, self.seed)
         if name == "coxnet":
-            model = self._tune_coxnet(model, Z, y)
+            return self._fit_coxnet(Z, y)
+        model = _estimator(name, self.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if name not in ("cox", "cox-ridge"):
@@ -219,7 +216,27 @@ class SurvivalLearner(BaseEstimator):
             raise MedAIError("the Cox model does not converge on these records even with a ridge penalty of 1; "
                              "try --learner rsf or coxnet")
 
+    def _fit_coxnet(self, Z, y):
+        """Elastic-net Cox at the penalty chosen by inner cross-validation. Coordinate descent started from zero
+        at a small penalty can overflow ("weights are too large", seen on spline features of WHAS500): then the
+        warm-started path from the largest penalty down to the chosen one is fitted instead (its last penalty,
+        which ``predict`` uses, is the chosen one)."""
+        model, path = self._tune_coxnet(_estimator("coxnet", self.seed), Z, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return model.fit(Z, structured(y))
+            except ArithmeticError:
+                pass
+            try:
+                return model.set_params(alphas=path).fit(Z, structured(y))
+            except ArithmeticError as exc:
+                raise MedAIError("the elastic-net Cox model overflows on these records even along its penalty path; "
+                                 "try --learner cox-ridge or rsf") from exc
+
     def _tune_coxnet(self, model, Z, y):
+        """The model set to the penalty with the best inner cross-validated C-index, and the path of penalties from
+        the largest down to that one."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             path = clone(model).set_params(fit_baseline_model=False).fit(Z, structured(y))
@@ -230,7 +247,8 @@ class SurvivalLearner(BaseEstimator):
                     Z[train], structured(y[train]))
                 for k, alpha in enumerate(alphas):
                     scores[k] += np.nan_to_num(harrell(y[test], fitted.predict(Z[test], alpha=alpha)))
-        return model.set_params(alphas=[float(alphas[int(np.argmax(scores))])])
+        best = int(np.argmax(scores))
+        return model.set_params(alphas=[float(alphas[best])]), [float(a) for a in alphas[:best + 1]]
 
     def _tune_ridge(self, Z, y) -> float:
         """The ridge penalty of RIDGE_ALPHAS with the best inner cross-validated Harrell C-index (a penalty whose
