@@ -5,8 +5,9 @@ by event), the training part is cut into 5 stratified outer folds. On each outer
 (cox, cox-ridge, cox-spline, rsf and their percentile ensemble) gets its 5-fold inner cross-validated Harrell
 C-index (per inner fold, what a selection rule sees), and is then fitted on the whole 4/5 and scored on the
 held-out 1/5 (what the rule's choice achieves). The test records are never touched. Each rule is judged by the
-mean held-out C-index of the candidate it picks. Fold scores are cached in ``--cache`` (JSON) so rules can be
-compared without refitting.
+mean held-out C-index of the candidate it picks. Fold scores are cached in ``--cache`` (JSON, default
+``benchmarks/.results/survival_rule_cv.json``; a data set already there is not refitted) so rules can be compared
+without refitting.
 
     MEDAI_DATA_DIR=../shared/data nice -n 10 .venv/bin/python benchmarks/survival_rule_cv.py [--seeds 0,1,2,3,4]
 """
@@ -84,9 +85,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--data", default="whas500,gbsg2,veterans")
-    parser.add_argument("--cache", default="survival_rule_cv.json")
+    parser.add_argument("--cache", default=str(Path(__file__).parent / ".results" / "survival_rule_cv.json"))
     args = parser.parse_args()
     cache = Path(args.cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(cache.read_text()) if cache.exists() else []
     done = {r["data"] for r in rows}
     for name in args.data.split(","):
