@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from medai.errors import MedAIError
+from medai.errors import IntegrityError, MedAIError
 from medai.modalities import RECORDS, CliOption, Modality, register_modality
 from medai.modalities.text import evaluator as _evaluator  # noqa: F401  (registers the ``entities`` kind)
 from medai.modalities.text import reading
@@ -148,7 +148,13 @@ class TextModality(Modality):
             meta = {"learner": "crf", "params": params, "labels": learner.labels_,
                     "layout": bool(getattr(learner, "layout_", False)),
                     "lexicon": lexicon.to_json() if lexicon is not None else None}
-            return {"text/crf.crfsuite": learner.model_bytes_, "text/crf.json": json.dumps(meta).encode()}
+            files = {"text/crf.crfsuite": learner.model_bytes_, "text/crf.json": json.dumps(meta).encode()}
+            clusters = getattr(learner, "clusters_", None)
+            if clusters is not None:  # the k-means centroids of the embedding-cluster features
+                from safetensors.numpy import save
+
+                files["text/crf-clusters.safetensors"] = save(clusters.to_arrays())
+            return files
         return super().save_learner(learner)
 
     def load_learner(self, directory: Path, meta: dict[str, Any]):
@@ -163,6 +169,16 @@ class TextModality(Modality):
             learner.layout_ = bool(saved.get("layout", False))
             learner.lexicon_ = Lexicon.from_json(saved["lexicon"]) if saved.get("lexicon") else None
             learner.model_bytes_ = (folder / "crf.crfsuite").read_bytes()
+            learner.clusters_ = None
+            if learner.clusters:
+                from safetensors.numpy import load
+
+                from medai.modalities.text.token_clusters import TokenClusters
+
+                path = folder / "crf-clusters.safetensors"
+                if not path.is_file():
+                    raise IntegrityError(f"{path} is missing: the CRF uses embedding clusters")
+                learner.clusters_ = TokenClusters.from_arrays(load(path.read_bytes()))
             return learner
         if (folder / "learner.json").is_file():
             from medai.modalities.text.persist import load_saved
