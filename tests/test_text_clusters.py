@@ -77,3 +77,13 @@ def test_crf_with_embedding_clusters_learns_saves_reloads_and_needs_its_centroid
         modality.load_learner(tmp_path, {})
     plain = CRFTagger(max_iterations=5).fit(texts, spans)
     assert plain.clusters_ is None and "text/crf-clusters.safetensors" not in modality.save_learner(plain)
+
+
+def test_crf_clusters_option_parses_sizes_and_refuses_bad_ones():
+    from medai.modalities.text import cluster_sizes
+
+    assert cluster_sizes("64,512") == (64, 512) and cluster_sizes(" 32 ") == (32,)
+    assert cluster_sizes("none") == () == cluster_sizes("0")
+    for bad in ("1", "64,x", "-5", "64,,512"):
+        with pytest.raises(MedAIError, match="--crf-clusters"):
+            cluster_sizes(bad)

@@ -41,6 +41,8 @@ class TextModality(Modality):
         CliOption("--pretrained", "Text: a local Hugging Face model folder to fine-tune (learner transformer)."),
         CliOption("--epochs", "Text networks: training epochs.", int),
         CliOption("--max-length", "Text networks: tokens per chunk (longer documents are chunked).", int),
+        CliOption("--crf-clusters", "Text entities, learner crf: k-means sizes of the MiniLM word-cluster features, "
+                  "e.g. 64,512; none turns them off.", commands=("train",)),
     )
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -97,7 +99,8 @@ class TextModality(Modality):
         if name == "crf":
             from medai.modalities.text.ner import CRFTagger
 
-            return CRFTagger()
+            clusters = extra.get("crf_clusters")
+            return CRFTagger() if clusters is None else CRFTagger(clusters=cluster_sizes(clusters))
         if name == "tfidf":
             from medai.modalities.text.classify import TfidfClassifier
 
@@ -223,3 +226,17 @@ def _learner_name(learner, name: str) -> str:
 
 
 register_modality(TextModality())
+
+
+def cluster_sizes(value: str) -> tuple[int, ...]:
+    """``--crf-clusters``: comma-separated k-means sizes of 2 or more, or ``none`` (no cluster features)."""
+    text = str(value).strip().lower()
+    if text in ("none", "0", ""):
+        return ()
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 2:
+        raise MedAIError(f"--crf-clusters {value!r}: give k-means sizes of 2 or more, e.g. 64,512, or none")
+    return sizes
