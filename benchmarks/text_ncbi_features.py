@@ -45,6 +45,8 @@ def main() -> None:
         row = {"variant": variant, "train_minutes": round(minutes, 1),
                **{m: micro[m] for m in ("precision", "recall", "f1")}}
         print(json.dumps(row), flush=True)
+        spans = args.out.with_name(args.out.stem + "-" + "".join(c if c.isalnum() else "_" for c in variant) + ".json")
+        spans.write_text(json.dumps({d.id: p for d, p in zip(dev, predicted, strict=True)}))  # for error analysis
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
