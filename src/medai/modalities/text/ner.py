@@ -20,6 +20,7 @@ from medai.modalities.text.tokens import Token, bio_to_spans, segments, spans_to
 
 MAX_SEGMENT = 150
 LAYOUT_SHARE = 0.05
+SHORT_FORM_END = (")", ";", ",")  # "dystrophy (DMD)", "syndrome (SJS; ...)", "(SJS, ...)"
 
 
 class EntityTagger(BaseEstimator):
@@ -84,10 +85,11 @@ def _token_ranges(tokens: list[Token], spans) -> list[tuple[int, int]]:
 
 
 def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """Document-level consistency: a short form defined right after a found mention ("... dystrophy (DMD)") gets
-    the mention's label, and every other occurrence, on token boundaries, of a name found in this document
-    gets the same label unless it overlaps a span already found. Only distinctive names spread: several tokens,
-    or one token with a capital letter (not a lone number or a lower-case common word such as "mujer").
+    """Document-level consistency: a short form defined right after a found mention ("... dystrophy (DMD)", also
+    "(SJS; ...)" and "(SJS, ...)") gets the mention's label, and every other occurrence, on token boundaries, of a
+    name found in this document gets the same label unless it overlaps a span already found. Only distinctive
+    names spread: several tokens, or one token with a capital letter (not a lone number or a lower-case common
+    word such as "mujer").
     Returns the spans sorted by start."""
     tokens = tokenize(text)
     spans = sorted(spans)
@@ -97,7 +99,8 @@ def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tup
     index = {t.start: i for i, t in enumerate(tokens)}
     for start, end, label in list(spans):
         i = next((k for k in range(index.get(start, len(tokens)), len(tokens)) if tokens[k].start >= end), None)
-        if i is not None and i + 2 < len(tokens) and tokens[i].text == "(" and tokens[i + 2].text == ")":
+        if i is not None and i + 2 < len(tokens) and tokens[i].text == "(" \
+                and tokens[i + 2].text in SHORT_FORM_END:
             short = tokens[i + 1]
             if 1 < len(short.text) <= 10 and any(c.isupper() for c in short.text) \
                     and not taken[short.start:short.end].any():
