@@ -73,6 +73,13 @@ def test_propagate_mentions_short_forms_and_repeats():
     again = propagate_mentions(text, [first, inner])
     assert inner in again and not any(a < inner[1] and b > inner[0] and (a, b, c) != inner for a, b, c in again)
     assert propagate_mentions("", []) == []
+    # a short form followed by ";" or "," (a list of synonyms in the brackets) is defined too; "(see ...)" is not
+    sjs = "Schwartz-Jampel syndrome (SJS; chondrodystrophic myotonia) is rare. SJS type 2 differs. Gout (see X)."
+    found = [(sjs[a:b], label) for a, b, label in propagate_mentions(sjs, [(0, 24, "Disease"), (88, 92, "D")])]
+    assert found == [("Schwartz-Jampel syndrome", "Disease"), ("SJS", "Disease"), ("SJS", "Disease"),
+                     ("Gout", "D")]
+    assert [sjs[a:b] for a, b, _ in propagate_mentions(sjs.replace("(SJS;", "(SJS,"), [(0, 24, "Disease")])] \
+        == ["Schwartz-Jampel syndrome", "SJS", "SJS"]
     # lone numbers and lower-case single words do not spread; several words do
     note = "Edad 45 años, mujer. Dosis 45 mg; una mujer de 45 años."
     age, sex = (5, 12, "EDAD"), (14, 19, "SEXO")

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from medai.errors import MedAIError
+from medai.errors import IntegrityError, MedAIError
 from medai.modalities import RECORDS, CliOption, Modality, register_modality
 from medai.modalities.text import evaluator as _evaluator  # noqa: F401  (registers the ``entities`` kind)
 from medai.modalities.text import reading
@@ -41,6 +41,8 @@ class TextModality(Modality):
         CliOption("--pretrained", "Text: a local Hugging Face model folder to fine-tune (learner transformer)."),
         CliOption("--epochs", "Text networks: training epochs.", int),
         CliOption("--max-length", "Text networks: tokens per chunk (longer documents are chunked).", int),
+        CliOption("--crf-clusters", "Text entities, learner crf: k-means sizes of the MiniLM word-cluster features, "
+                  "e.g. 64,512; none turns them off.", commands=("train",)),
     )
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -97,7 +99,8 @@ class TextModality(Modality):
         if name == "crf":
             from medai.modalities.text.ner import CRFTagger
 
-            return CRFTagger()
+            clusters = extra.get("crf_clusters")
+            return CRFTagger() if clusters is None else CRFTagger(clusters=cluster_sizes(clusters))
         if name == "tfidf":
             from medai.modalities.text.classify import TfidfClassifier
 
@@ -148,7 +151,13 @@ class TextModality(Modality):
             meta = {"learner": "crf", "params": params, "labels": learner.labels_,
                     "layout": bool(getattr(learner, "layout_", False)),
                     "lexicon": lexicon.to_json() if lexicon is not None else None}
-            return {"text/crf.crfsuite": learner.model_bytes_, "text/crf.json": json.dumps(meta).encode()}
+            files = {"text/crf.crfsuite": learner.model_bytes_, "text/crf.json": json.dumps(meta).encode()}
+            clusters = getattr(learner, "clusters_", None)
+            if clusters is not None:  # the k-means centroids of the embedding-cluster features
+                from safetensors.numpy import save
+
+                files["text/crf-clusters.safetensors"] = save(clusters.to_arrays())
+            return files
         return super().save_learner(learner)
 
     def load_learner(self, directory: Path, meta: dict[str, Any]):
@@ -163,6 +172,16 @@ class TextModality(Modality):
             learner.layout_ = bool(saved.get("layout", False))
             learner.lexicon_ = Lexicon.from_json(saved["lexicon"]) if saved.get("lexicon") else None
             learner.model_bytes_ = (folder / "crf.crfsuite").read_bytes()
+            learner.clusters_ = None
+            if learner.clusters:
+                from safetensors.numpy import load
+
+                from medai.modalities.text.token_clusters import TokenClusters
+
+                path = folder / "crf-clusters.safetensors"
+                if not path.is_file():
+                    raise IntegrityError(f"{path} is missing: the CRF uses embedding clusters")
+                learner.clusters_ = TokenClusters.from_arrays(load(path.read_bytes()))
             return learner
         if (folder / "learner.json").is_file():
             from medai.modalities.text.persist import load_saved
@@ -207,3 +226,17 @@ def _learner_name(learner, name: str) -> str:
 
 
 register_modality(TextModality())
+
+
+def cluster_sizes(value: str) -> tuple[int, ...]:
+    """``--crf-clusters``: comma-separated k-means sizes of 2 or more, or ``none`` (no cluster features)."""
+    text = str(value).strip().lower()
+    if text in ("none", "0", ""):
+        return ()
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 2:
+        raise MedAIError(f"--crf-clusters {value!r}: give k-means sizes of 2 or more, e.g. 64,512, or none")
+    return sizes

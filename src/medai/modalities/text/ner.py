@@ -20,6 +20,7 @@ from medai.modalities.text.tokens import Token, bio_to_spans, segments, spans_to
 
 MAX_SEGMENT = 150
 LAYOUT_SHARE = 0.05
+SHORT_FORM_END = (")", ";", ",")  # "dystrophy (DMD)", "syndrome (SJS; ...)", "(SJS, ...)"
 
 
 class EntityTagger(BaseEstimator):
@@ -84,10 +85,11 @@ def _token_ranges(tokens: list[Token], spans) -> list[tuple[int, int]]:
 
 
 def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """Document-level consistency: a short form defined right after a found mention ("... dystrophy (DMD)") gets
-    the mention's label, and every other occurrence, on token boundaries, of a name found in this document
-    gets the same label unless it overlaps a span already found. Only distinctive names spread: several tokens,
-    or one token with a capital letter (not a lone number or a lower-case common word such as "mujer").
+    """Document-level consistency: a short form defined right after a found mention ("... dystrophy (DMD)", also
+    "(SJS; ...)" and "(SJS, ...)") gets the mention's label, and every other occurrence, on token boundaries, of a
+    name found in this document gets the same label unless it overlaps a span already found. Only distinctive
+    names spread: several tokens, or one token with a capital letter (not a lone number or a lower-case common
+    word such as "mujer").
     Returns the spans sorted by start."""
     tokens = tokenize(text)
     spans = sorted(spans)
@@ -97,7 +99,8 @@ def propagate_mentions(text: str, spans: list[tuple[int, int, str]]) -> list[tup
     index = {t.start: i for i, t in enumerate(tokens)}
     for start, end, label in list(spans):
         i = next((k for k in range(index.get(start, len(tokens)), len(tokens)) if tokens[k].start >= end), None)
-        if i is not None and i + 2 < len(tokens) and tokens[i].text == "(" and tokens[i + 2].text == ")":
+        if i is not None and i + 2 < len(tokens) and tokens[i].text == "(" \
+                and tokens[i + 2].text in SHORT_FORM_END:
             short = tokens[i + 1]
             if 1 < len(short.text) <= 10 and any(c.isupper() for c in short.text) \
                     and not taken[short.start:short.end].any():
@@ -286,11 +289,13 @@ class CRFTagger(EntityTagger):
     with ``propagate``, document-level consistency of the predicted mentions (:func:`propagate_mentions`); with
     ``layout``, the line-layout features of :func:`sequence_features` (``"auto"``, the default: when at least
     ``LAYOUT_SHARE`` of the training documents have three lines or more - forms, letters, address blocks - and not
-    for one-paragraph texts such as title + abstract); ``scheme`` ``bioes`` trains on BIOES tags instead of BIO."""
+    for one-paragraph texts such as title + abstract); ``scheme`` ``bioes`` trains on BIOES tags instead of BIO;
+    ``clusters`` (k-means sizes, e.g. ``(64, 512)``) adds the cluster ids of each token's MiniLM contextual vector
+    and of its neighbours (:mod:`medai.modalities.text.token_clusters`), centroids fitted on the training tokens."""
 
     def __init__(self, c1: float = 0.05, c2: float = 0.01, max_iterations: int = 150, window: int = 2,
                  min_freq: int = 1, lexicon: bool = False, lexicon_folds: int = 5, propagate: bool = True,
-                 scheme: str = "bio", layout: bool | str = "auto", verbose: bool = False):
+                 scheme: str = "bio", layout: bool | str = "auto", clusters: tuple = (), verbose: bool = False):
         self.c1 = c1
         self.c2 = c2
         self.max_iterations = max_iterations
@@ -301,6 +306,7 @@ class CRFTagger(EntityTagger):
         self.propagate = propagate
         self.scheme = scheme
         self.layout = layout
+        self.clusters = clusters
         self.verbose = verbose
 
     def _fit_sequences(self, sequences, val) -> None:
@@ -323,10 +329,18 @@ class CRFTagger(EntityTagger):
             self.lexicon_ = Lexicon.from_sequences([(t, g) for _, t, g in pairs])
             for k in range(self.lexicon_folds):
                 lexicons[k] = Lexicon.from_sequences([(t, g) for d, t, g in pairs if d % self.lexicon_folds != k])
+        self.clusters_ = None
+        extra = [[] for _ in sequences]
+        if self.clusters:
+            from medai.modalities.text.token_clusters import TokenClusters, word_vectors
+
+            vectors = word_vectors([[t.text for t in tokens] for _, tokens, _, _ in sequences])
+            self.clusters_ = TokenClusters.fit(vectors, tuple(self.clusters))
+            extra = [self.clusters_.features(v) for v in vectors]
         trainer = pycrfsuite.Trainer(verbose=self.verbose)
-        for d, tokens, tags, text in sequences:
+        for (d, tokens, tags, text), more in zip(sequences, extra, strict=True):
             lexicon = lexicons.get(d % self.lexicon_folds) if lexicons else None
-            trainer.append(sequence_features(tokens, text, self.window, lexicon, self.layout_),
+            trainer.append(_join(sequence_features(tokens, text, self.window, lexicon, self.layout_), more),
                            to_bioes(tags) if self.scheme == "bioes" else tags)
         trainer.set_params({"c1": self.c1, "c2": self.c2, "max_iterations": self.max_iterations,
                             "feature.possible_transitions": True, "feature.minfreq": self.min_freq})
@@ -354,10 +368,21 @@ class CRFTagger(EntityTagger):
         tagger = self._open()
         lexicon = getattr(self, "lexicon_", None)
         layout = getattr(self, "layout_", False)
-        return [tagger.tag(sequence_features(tokens, text, self.window, lexicon, layout))
-                for _, tokens, _, text in sequences]
+        clusters = getattr(self, "clusters_", None)
+        extra = [[] for _ in sequences]
+        if clusters is not None:
+            from medai.modalities.text.token_clusters import word_vectors
+
+            extra = [clusters.features(v) for v in word_vectors([[t.text for t in s[1]] for s in sequences])]
+        return [tagger.tag(_join(sequence_features(tokens, text, self.window, lexicon, layout), more))
+                for (_, tokens, _, text), more in zip(sequences, extra, strict=True)]
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_tagger", None)
         return state
+
+
+def _join(features: list[list[str]], more: list[list[str]]) -> list[list[str]]:
+    """Each token's features with the extra ones of the same token (none when ``more`` is empty)."""
+    return [f + m for f, m in zip(features, more, strict=True)] if more else features
