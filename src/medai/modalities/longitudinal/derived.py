@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medai.modalities.longitudinal import small
 from medai.modalities.longitudinal.stays import Stays
 
 MERGED = (("SysABP*", "SysABP", "NISysABP"), ("DiasABP*", "DiasABP", "NIDiasABP"), ("MAP*", "MAP", "NIMAP"))
@@ -61,6 +62,8 @@ def with_derived(stays: Stays) -> Stays:
     names = derived_names(stays.variables)
     if not names:
         return stays
+    if len(stays) <= small.SMALL:  # a few stays (the service's streams): the same rows without polars' threads
+        return small.with_derived(stays)
     index = {name: i for i, name in enumerate(stays.variables + names)}
     frame = pl.DataFrame({"s": stays.rows(), "t": stays.time.astype(np.float64), "v": stays.var.astype(np.int32),
                           "x": stays.value.astype(np.float64)})
@@ -76,15 +79,17 @@ def with_derived(stays: Stays) -> Stays:
     for name, invasive, cuff in MERGED:
         if name in names:
             a = series(invasive)
-            made[name] = pl.concat([a, series(cuff).join(a.select("s", "t"), on=["s", "t"], how="anti")]).sort("s", "t")
+            made[name] = pl.concat([a, series(cuff).join(a.select("s", "t"), on=["s", "t"], how="anti",
+                                                           maintain_order="left")]).sort("s", "t", maintain_order=True)
     for name, top, bottom, carried in RATIOS:
         if name not in names:
             continue
-        a, b = series(top).sort("s", "t"), series(bottom).sort("s", "t").rename({"x": "y"})
+        a = series(top).sort("s", "t", maintain_order=True)
+        b = series(bottom).sort("s", "t", maintain_order=True).rename({"x": "y"})
         if carried:  # sorted by (s, t): polars cannot check that within groups
             joined = a.join_asof(b, on="t", by="s", strategy="backward", check_sortedness=False)
         else:
-            joined = a.join(b, on=["s", "t"])
+            joined = a.join(b, on=["s", "t"], maintain_order="left_right")
         made[name] = joined.filter(pl.col("y").is_not_null() & (pl.col("y") > 0)).select(
             "s", "t", x=pl.col("x") / pl.col("y"))
     extra = pl.concat([made[name].select("s", "t", "x", v=pl.lit(index[name], dtype=pl.Int32)) for name in names])
