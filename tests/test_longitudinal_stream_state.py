@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from db_fixtures import database_url  # noqa: F401  (fixture)
 from test_cli import run
 from test_longitudinal import synthetic_cohort
 
