@@ -9,6 +9,9 @@ made only when its source variables are in the data (PhysioNet 2012 names, see :
 - ``BUN/Creatinine``: at the times both were measured;
 - ``ShockIndex``: HR over the merged systolic pressure (``SysABP*``) at the same time.
 
+Values at the same time keep their recorded order (stable sorts and joins), so a stay's derived series do not
+depend on which other stays are computed with it.
+
 SAPS-I (Le Gall et al. 1984, the score the 2012 challenge compared entries with): per component the worst points
 of the first 24 hours (age, HR, systolic pressure, temperature, respiratory rate or 3 if ventilated, urine output
 over 24 h, BUN, haematocrit, WBC, glucose, K, Na, HCO3, GCS) and their total; a component never measured is NaN

@@ -12,6 +12,13 @@ observation) is refused with 422 and nothing of it is stored. A batch is idempot
 ``batch_id``: posting it again returns the stored answer and appends nothing. An alert is raised once per upward
 crossing of the model's threshold, kept in the database and audited. Risk is recomputed from the stored usable
 observations (summary features or the network over the stay so far).
+
+Cheap per batch, same answers: each process keeps a stream's usable observations in memory (at most
+``cache_size`` streams, least recently used dropped) and reads from the database only the rows stored since, by
+row id; it reads the stream whole when the stream is new to it (a restart, another worker) or when the database's
+count of usable rows differs from its own (another process appended). The cache is updated only after the
+batch's transaction committed and dropped when a batch fails. One stay's features are computed in numpy
+(:mod:`.small`, the same numbers as the polars path) and the networks run only up to the scored hour.
 """
 
 from __future__ import annotations
