@@ -42,21 +42,27 @@ def summarise(stays: Stays, recent_hours: float, stats: tuple[str, ...]) -> np.n
 
     group = np.repeat(np.arange(len(starts)), last - starts + 1)
 
-    def total(a: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        return _kahan(a, group, len(starts), mask)
+    recent, last6 = t >= h - float(recent_hours), t >= h - 6
+    wanted = {"x": (x, None), "t": (t, None)}  # every sum in one pass over the groups' rows
+    if "slope" in stats:
+        wanted.update(tx=(t * x, None), tt=(t ** 2, None))
+    if "recent_mean" in stats:
+        wanted["recent"] = (x, recent)
+    if "last6_mean" in stats:
+        wanted["last6"] = (x, last6)
+    sums = dict(zip(wanted, _kahan(list(wanted.values()), group, len(starts)), strict=True))
 
-    def mean(mask: np.ndarray) -> np.ndarray:
+    def mean(name: str, mask: np.ndarray) -> np.ndarray:
         size = np.bincount(group[mask], minlength=len(starts)).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(size > 0, total(x, mask) / size, np.nan)
+            return np.where(size > 0, sums[name] / size, np.nan)
 
     def extreme(mask: np.ndarray, ufunc) -> np.ndarray:
         fill = np.inf if ufunc is np.minimum else -np.inf
         value = ufunc.reduceat(np.where(mask, x, fill), starts)
         return np.where(np.add.reduceat(mask.astype(np.int64), starts) > 0, value, np.nan)
 
-    recent = t >= h - float(recent_hours)
-    sx, st = total(x), total(t)
+    sx, st = sums["x"], sums["t"]
     computed: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for stat in stats:
@@ -75,17 +81,17 @@ def summarise(stays: Stays, recent_hours: float, stats: tuple[str, ...]) -> np.n
             elif stat == "count":
                 value = n_group
             elif stat == "slope":
-                value = (n_group * total(t * x) - st * sx) / (n_group * total(t ** 2) - st ** 2)
+                value = (n_group * sums["tx"] - st * sx) / (n_group * sums["tt"] - st ** 2)
             elif stat == "hours_since_last":
                 value = h[starts] - t[last]
             elif stat == "recent_mean":
-                value = mean(recent)
+                value = mean("recent", recent)
             elif stat == "recent_count":
                 value = np.bincount(group[recent], minlength=len(starts)).astype(np.float64)
             elif stat == "std":
                 value = _welford_std(x, group, len(starts))
             elif stat == "last6_mean":
-                value = mean(t >= h - 6)
+                value = mean("last6", last6)
             elif stat in ("first24_min", "first24_max", "last24_min", "last24_max"):
                 window = t <= 24 if stat.startswith("first") else t >= h - 24
                 value = extreme(window, np.minimum if stat.endswith("min") else np.maximum)
@@ -114,16 +120,21 @@ def _padded(a: np.ndarray, group: np.ndarray, groups: int, mask: np.ndarray | No
     return values, used
 
 
-def _kahan(a: np.ndarray, group: np.ndarray, groups: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """Per group, the compensated (Kahan) sum of ``a`` in row order - how polars sums floats in a group-by."""
-    values, used = _padded(a, group, groups, mask)
-    total, compensation = np.zeros(groups), np.zeros(groups)
-    for j in range(values.shape[1]):
+def _kahan(columns: list[tuple[np.ndarray, np.ndarray | None]], group: np.ndarray, groups: int
+           ) -> list[np.ndarray]:
+    """For each ``(values, mask)``, per group the compensated (Kahan) sum of the (masked) values in row order -
+    how polars sums floats in a group-by; all of them in one pass."""
+    padded = [_padded(a, group, groups, mask) for a, mask in columns]
+    width = max(v.shape[1] for v, _ in padded)
+    values = np.vstack([np.pad(v, ((0, 0), (0, width - v.shape[1]))) for v, _ in padded])
+    used = np.vstack([np.pad(u, ((0, 0), (0, width - u.shape[1]))) for _, u in padded])
+    total, compensation = np.zeros(len(values)), np.zeros(len(values))
+    for j in range(width):
         y = values[:, j] - compensation
         t = total + y
         compensation = np.where(used[:, j], (t - total) - y, compensation)
         total = np.where(used[:, j], t, total)
-    return total
+    return np.split(total, len(columns))
 
 
 def _welford_std(x: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
