@@ -5,9 +5,10 @@ streams, which score one stay per request.
 polars answers each query on its own thread pool: ~55 small queries per stay cost a few ms of CPU but, on a busy
 machine, each hand-off to another thread waits to be scheduled, so one stay took hundreds of ms to summarise. Here
 everything runs on the caller's thread. Each statistic is computed as polars computes it (float64, rows of a
-group in their order, sums from the first row on, the population of a filter summed with zeros elsewhere), then
-stored as float32 like the polars path; ``tests/test_longitudinal_small.py`` checks both paths give identical
-features on stays with ties, gaps and derived variables, and ``benchmarks/ehr.py --check-small`` on PhysioNet.
+group in their order, Kahan sums, Welford's standard deviation), then
+stored as float32 like the polars path; ``tests/test_longitudinal_stream_state.py`` checks both paths give
+identical features on stays with ties, gaps and derived variables (and they were identical on the first 300
+stays of PhysioNet set B cut at 1, 3, 6, 12, 24, 36 and 48 h).
 """
 
 from __future__ import annotations
