@@ -9,6 +9,9 @@ made only when its source variables are in the data (PhysioNet 2012 names, see :
 - ``BUN/Creatinine``: at the times both were measured;
 - ``ShockIndex``: HR over the merged systolic pressure (``SysABP*``) at the same time.
 
+Values at the same time keep their recorded order (stable sorts and joins), so a stay's derived series do not
+depend on which other stays are computed with it.
+
 SAPS-I (Le Gall et al. 1984, the score the 2012 challenge compared entries with): per component the worst points
 of the first 24 hours (age, HR, systolic pressure, temperature, respiratory rate or 3 if ventilated, urine output
 over 24 h, BUN, haematocrit, WBC, glucose, K, Na, HCO3, GCS) and their total; a component never measured is NaN
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medai.modalities.longitudinal import small
 from medai.modalities.longitudinal.stays import Stays
 
 MERGED = (("SysABP*", "SysABP", "NISysABP"), ("DiasABP*", "DiasABP", "NIDiasABP"), ("MAP*", "MAP", "NIMAP"))
@@ -61,6 +65,8 @@ def with_derived(stays: Stays) -> Stays:
     names = derived_names(stays.variables)
     if not names:
         return stays
+    if len(stays) <= small.SMALL:  # a few stays (the service's streams): the same rows without polars' threads
+        return small.with_derived(stays)
     index = {name: i for i, name in enumerate(stays.variables + names)}
     frame = pl.DataFrame({"s": stays.rows(), "t": stays.time.astype(np.float64), "v": stays.var.astype(np.int32),
                           "x": stays.value.astype(np.float64)})
@@ -76,15 +82,17 @@ def with_derived(stays: Stays) -> Stays:
     for name, invasive, cuff in MERGED:
         if name in names:
             a = series(invasive)
-            made[name] = pl.concat([a, series(cuff).join(a.select("s", "t"), on=["s", "t"], how="anti")]).sort("s", "t")
+            made[name] = pl.concat([a, series(cuff).join(a.select("s", "t"), on=["s", "t"], how="anti",
+                                                           maintain_order="left")]).sort("s", "t", maintain_order=True)
     for name, top, bottom, carried in RATIOS:
         if name not in names:
             continue
-        a, b = series(top).sort("s", "t"), series(bottom).sort("s", "t").rename({"x": "y"})
+        a = series(top).sort("s", "t", maintain_order=True)
+        b = series(bottom).sort("s", "t", maintain_order=True).rename({"x": "y"})
         if carried:  # sorted by (s, t): polars cannot check that within groups
             joined = a.join_asof(b, on="t", by="s", strategy="backward", check_sortedness=False)
         else:
-            joined = a.join(b, on=["s", "t"])
+            joined = a.join(b, on=["s", "t"], maintain_order="left_right")
         made[name] = joined.filter(pl.col("y").is_not_null() & (pl.col("y") > 0)).select(
             "s", "t", x=pl.col("x") / pl.col("y"))
     extra = pl.concat([made[name].select("s", "t", "x", v=pl.lit(index[name], dtype=pl.Int32)) for name in names])

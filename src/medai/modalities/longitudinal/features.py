@@ -6,13 +6,15 @@ last value from the first. A variable never observed gives NaN (and count 0: the
 boosting handles NaN natively.
 
 Computed with polars in one group-by over ``(stay, variable)`` and scattered into a dense matrix, so 100,000 stays
-of ~400 observations take seconds.
+of ~400 observations take seconds; a few stays (the service's streams) in numpy by :mod:`.small`, to the same
+numbers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from medai.modalities.longitudinal import small
 from medai.modalities.longitudinal.stays import Stays
 
 STATS = ("first", "last", "min", "max", "mean", "sum", "count", "slope", "hours_since_last", "recent_mean",
@@ -51,6 +53,8 @@ def summarise(stays: Stays, recent_hours: float = 12.0, stats: tuple[str, ...] =
     unknown = [s for s in stats if s not in expressions]
     if unknown:
         raise ValueError(f"unknown summary statistics {unknown}; known: {sorted(expressions)}")
+    if len(stays) <= small.SMALL:  # a few stays (the service's streams): the same numbers without polars' threads
+        return small.summarise(stays, float(recent_hours), stats)
     n, k, V = len(stays), len(stats), len(stays.variables)
     out = np.full((n, V * k + 2), np.nan, dtype=np.float32)
     out[:, V * k] = stays.horizon

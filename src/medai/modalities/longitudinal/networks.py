@@ -254,7 +254,8 @@ class SequenceNetwork(BaseEstimator):
         with torch.no_grad():
             for start in range(0, len(g["step"]), 512):
                 index = np.arange(start, min(start + 512, len(g["step"])))
-                logits = self.network_(*self._tensors(g, index))
+                upto = int(g["step"][index].max()) + 1  # causal: the steps after the latest horizon change nothing
+                logits = self.network_(*(t[:, :upto] for t in self._tensors(g, index)))
                 picked = logits[torch.arange(len(index)), torch.from_numpy(g["step"][index])]
                 out.append(torch.softmax(picked, dim=1).numpy())
         return np.concatenate(out) if out else np.zeros((0, int(self.n_classes)))

@@ -12,18 +12,27 @@ observation) is refused with 422 and nothing of it is stored. A batch is idempot
 ``batch_id``: posting it again returns the stored answer and appends nothing. An alert is raised once per upward
 crossing of the model's threshold, kept in the database and audited. Risk is recomputed from the stored usable
 observations (summary features or the network over the stay so far).
+
+Cheap per batch, same answers: each process keeps a stream's usable observations in memory (at most
+``cache_size`` streams, least recently used dropped) and reads from the database only the rows stored since, by
+row id; it reads the stream whole when the stream is new to it (a restart, another worker) or when the database's
+count of usable rows differs from its own (another process appended). The cache is updated only after the
+batch's transaction committed and dropped when a batch fails. One stay's features are computed in numpy
+(:mod:`.small`, the same numbers as the polars path) and the networks run only up to the scored hour.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, Boolean, Float, Integer, String, select
+from sqlalchemy import JSON, Boolean, Float, Integer, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from medai.db import Base, UTCDateTime, get_engine, session_factory
@@ -96,15 +105,69 @@ class ObservationBatch(BaseModel):
     observations: list[Observation] = Field(min_length=1, max_length=10_000)
 
 
+@dataclass(frozen=True)
+class Usable:
+    """A stream's usable (unflagged) observations, in the order they were stored, and the last row id read."""
+
+    time: tuple[float, ...] = ()
+    variable: tuple[str, ...] = ()
+    value: tuple[float, ...] = ()
+    last_id: int = -1
+
+    @property
+    def count(self) -> int:
+        return len(self.time)
+
+    def extended(self, rows) -> Usable:
+        if not rows:
+            return self
+        return Usable(self.time + tuple(r[1] for r in rows), self.variable + tuple(r[2] for r in rows),
+                      self.value + tuple(r[3] for r in rows), int(rows[-1][0]))
+
+    def rows(self) -> list[tuple[float, str, float]]:
+        return list(zip(self.time, self.variable, self.value, strict=True))
+
+
 class Streams:
     """The streams' store (tables created on first use: no edit to the schema list of the service)."""
 
     _locks: dict[str, threading.Lock] = {}
     _guard = threading.Lock()
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, cache_size: int = 4096):
         Base.metadata.create_all(get_engine(url), tables=TABLES)
         self.sessions = session_factory(url)
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[str, Usable] = OrderedDict()  # stream id -> its usable observations read so far
+
+    def _usable(self, session, stream_id: str) -> Usable:
+        """The stream's usable observations in the order they were stored: those this process read before plus
+        the rows stored since (by row id); read whole when the stream is new to this process (a restart, another
+        worker) or when the count in the database differs from the cache (rows another process appended)."""
+        with self._guard:
+            cached = self._cache.get(stream_id)
+        where = (StreamObservation.stream_id == stream_id, StreamObservation.flag.is_(None))
+        columns = (StreamObservation.id, StreamObservation.time, StreamObservation.variable, StreamObservation.value)
+        after = cached.last_id if cached is not None else -1
+        new = session.execute(select(*columns).where(*where, StreamObservation.id > after)
+                              .order_by(StreamObservation.id)).all()
+        usable = (cached or Usable()).extended(new)
+        if cached is not None and usable.count != session.scalar(select(func.count()).select_from(
+                StreamObservation).where(*where)):
+            usable = Usable().extended(session.execute(select(*columns).where(*where)
+                                                       .order_by(StreamObservation.id)).all())
+        return usable
+
+    def _remember(self, stream_id: str, usable: Usable) -> None:
+        with self._guard:
+            self._cache[stream_id] = usable
+            self._cache.move_to_end(stream_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def forget(self, stream_id: str) -> None:
+        with self._guard:
+            self._cache.pop(stream_id, None)
 
     def lock(self, stream_id: str) -> threading.Lock:
         with self._guard:
@@ -112,55 +175,61 @@ class Streams:
 
     def post(self, state, stream_id: str, batch: ObservationBatch) -> dict[str, Any]:
         with self.lock(stream_id):
-            with self.sessions() as session:
-                stored = session.get(StreamBatch, (stream_id, batch.batch_id))
-                if stored is not None:
-                    return {**stored.answer, "replayed": True}
-                stream = session.get(StreamRow, stream_id)
-            model, record = self._model(state, stream, batch, stream_id)
-            times = [o.time for o in batch.observations]
-            earliest = min(times)
-            if stream is not None and stream.last_time is not None and earliest < stream.last_time:
-                raise MedAIError(f"batch {batch.batch_id!r}: observation time {earliest:g} h is before the stream's "
-                                 f"latest ({stream.last_time:g} h); a stream takes observations in time order "
-                                 "(nothing of this batch was stored)")
-            flags = _flags(model, batch.observations)
-            latest = max(times)
-            hour = batch.hour if batch.hour is not None else latest
-            if hour < latest:
-                raise MedAIError(f"batch {batch.batch_id!r}: 'hour' {hour:g} is before its latest observation "
-                                 f"({latest:g} h)")
-            with self.sessions.begin() as session:
-                if stream is None:
-                    session.add(StreamRow(stream_id=stream_id, model=record.name, version=record.version,
-                                          created_at=datetime.now(UTC)))
-                    session.flush()
-                for o, flag in zip(batch.observations, flags, strict=True):
-                    session.add(StreamObservation(stream_id=stream_id, batch_id=batch.batch_id, time=o.time,
-                                                  variable=o.variable, value=o.value, flag=flag))
+            try:
+                return self._post(state, stream_id, batch)
+            except Exception:
+                self.forget(stream_id)  # read again from the database next time
+                raise
+
+    def _post(self, state, stream_id: str, batch: ObservationBatch) -> dict[str, Any]:
+        with self.sessions() as session:
+            stored = session.get(StreamBatch, (stream_id, batch.batch_id))
+            if stored is not None:
+                return {**stored.answer, "replayed": True}
+            stream = session.get(StreamRow, stream_id)
+        model, record = self._model(state, stream, batch, stream_id)
+        times = [o.time for o in batch.observations]
+        earliest = min(times)
+        if stream is not None and stream.last_time is not None and earliest < stream.last_time:
+            raise MedAIError(f"batch {batch.batch_id!r}: observation time {earliest:g} h is before the stream's "
+                             f"latest ({stream.last_time:g} h); a stream takes observations in time order "
+                             "(nothing of this batch was stored)")
+        flags = _flags(model, batch.observations)
+        latest = max(times)
+        hour = batch.hour if batch.hour is not None else latest
+        if hour < latest:
+            raise MedAIError(f"batch {batch.batch_id!r}: 'hour' {hour:g} is before its latest observation "
+                             f"({latest:g} h)")
+        with self.sessions.begin() as session:
+            if stream is None:
+                session.add(StreamRow(stream_id=stream_id, model=record.name, version=record.version,
+                                      created_at=datetime.now(UTC)))
                 session.flush()
-                rows = session.execute(select(StreamObservation.time, StreamObservation.variable,
-                                              StreamObservation.value).where(
-                    StreamObservation.stream_id == stream_id, StreamObservation.flag.is_(None))).all()
-                risk, item = score(model, stream_id, rows, hour)
-                row = session.get(StreamRow, stream_id)
-                threshold = model.threshold if model.threshold is not None else 0.5
-                previous = row.last_risk
-                alert = bool(risk >= threshold and (previous is None or previous < threshold))
-                row.last_time, row.last_risk = max(latest, row.last_time or 0.0), risk
-                seq = session.query(StreamBatch).filter(StreamBatch.stream_id == stream_id).count() + 1
-                answer = {"stream_id": stream_id, "batch_id": batch.batch_id, "model": record.name,
-                          "version": record.version, "hour": hour, "risk": risk, "threshold": threshold,
-                          "alert": alert, "prediction": item, "observations": len(batch.observations),
-                          "flagged": [{"index": i, "variable": o.variable, "reason": f}
-                                      for i, (o, f) in enumerate(zip(batch.observations, flags, strict=True)) if f],
-                          "replayed": False}
-                session.add(StreamBatch(stream_id=stream_id, batch_id=batch.batch_id, seq=seq, answer=answer,
-                                        created_at=datetime.now(UTC)))
-                if alert:
-                    session.add(StreamAlert(stream_id=stream_id, batch_id=batch.batch_id, hour=hour, risk=risk,
-                                            threshold=threshold, created_at=datetime.now(UTC)))
-            return answer
+            for o, flag in zip(batch.observations, flags, strict=True):
+                session.add(StreamObservation(stream_id=stream_id, batch_id=batch.batch_id, time=o.time,
+                                              variable=o.variable, value=o.value, flag=flag))
+            session.flush()
+            usable = self._usable(session, stream_id)
+            risk, item = score(model, stream_id, usable.rows(), hour)
+            row = session.get(StreamRow, stream_id)
+            threshold = model.threshold if model.threshold is not None else 0.5
+            previous = row.last_risk
+            alert = bool(risk >= threshold and (previous is None or previous < threshold))
+            row.last_time, row.last_risk = max(latest, row.last_time or 0.0), risk
+            seq = session.query(StreamBatch).filter(StreamBatch.stream_id == stream_id).count() + 1
+            answer = {"stream_id": stream_id, "batch_id": batch.batch_id, "model": record.name,
+                      "version": record.version, "hour": hour, "risk": risk, "threshold": threshold,
+                      "alert": alert, "prediction": item, "observations": len(batch.observations),
+                      "flagged": [{"index": i, "variable": o.variable, "reason": f}
+                                  for i, (o, f) in enumerate(zip(batch.observations, flags, strict=True)) if f],
+                      "replayed": False}
+            session.add(StreamBatch(stream_id=stream_id, batch_id=batch.batch_id, seq=seq, answer=answer,
+                                    created_at=datetime.now(UTC)))
+            if alert:
+                session.add(StreamAlert(stream_id=stream_id, batch_id=batch.batch_id, hour=hour, risk=risk,
+                                        threshold=threshold, created_at=datetime.now(UTC)))
+        self._remember(stream_id, usable)  # only once committed: a rolled-back batch never enters the cache
+        return answer
 
     def _model(self, state, stream, batch: ObservationBatch, stream_id: str):
         if stream is None:
