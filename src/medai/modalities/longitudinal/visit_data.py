@@ -16,22 +16,28 @@ from medai.tasks import SplitProtocol, Task, register_task
 MIMIC = "ehr/mimic-iv-clinical-database-demo-2.2/"
 VISIT_DATASET = "mimic-iv-demo-visits"
 MIN_LABEL_SAMPLES = 10  # next-diagnoses: a code is a label when at least this many samples have it
+_PYHEALTH = " (PyHealth 1.1.3 {fn}: visits in visit-id order, as PyHealth orders them)"
+_TIME = " (visits in time order: the next admission is the next one in time)"
+_NEXT_DX = dict(next_required=("conditions",))
 VISIT_TASKS = {
-    "mimic4demo-mortality": (VisitTask("mortality"), "binary",
-                             "In-hospital death at the next admission, from the visit history (PyHealth 1.1.3 "
-                             "mortality_prediction_mimic4_fn)"),
-    "mimic4demo-readmission": (VisitTask("readmission", window_days=15), "binary",
-                               "Readmission within 15 days of this admission's start, from the visit history "
-                               "(PyHealth 1.1.3 readmission_prediction_mimic4_fn, its default time_window=15)"),
-    "mimic4demo-readmission-30d": (VisitTask("readmission", window_days=30), "binary",
-                                   "Readmission within 30 days of this admission's start (PyHealth 1.1.3 "
-                                   "readmission_prediction_mimic4_fn with time_window=30)"),
+    "mimic4demo-mortality": (VisitTask("mortality"), "binary", "In-hospital death at the next admission"
+                             + _PYHEALTH.format(fn="mortality_prediction_mimic4_fn")),
+    "mimic4demo-readmission": (VisitTask("readmission", window_days=30), "binary",
+                               "Next admission starts fewer than 30 days after this one started"
+                               + _PYHEALTH.format(fn="readmission_prediction_mimic4_fn, time_window=30")),
     "mimic4demo-los": (VisitTask("los", index_visits="all"), "multiclass",
-                       "Length of stay in PyHealth's 10 classes (<1 day, 1..7 days, 8-14 days, >14 days) "
-                       "(PyHealth 1.1.3 length_of_stay_prediction_mimic4_fn)"),
-    "mimic4demo-next-diagnoses": (VisitTask("next-diagnoses", next_required=("conditions",)), "multilabel",
-                                  "The diagnosis codes of the next admission (multilabel), from the visit "
-                                  "history"),
+                       "Length of stay in 10 classes (<1 day, 1..7 days, 8-14 days, >14 days)"
+                       + _PYHEALTH.format(fn="length_of_stay_prediction_mimic4_fn")),
+    "mimic4demo-next-diagnoses": (VisitTask("next-diagnoses", **_NEXT_DX), "multilabel",
+                                  "The diagnosis codes of the next admission (multilabel)"
+                                  + _PYHEALTH.format(fn="sample selection of its mortality function")),
+    "mimic4demo-mortality-chronological": (VisitTask("mortality", order="time"), "binary",
+                                           "In-hospital death at the next admission" + _TIME),
+    "mimic4demo-readmission-chronological": (VisitTask("readmission", window_days=30, order="time"), "binary",
+                                             "Next admission starts fewer than 30 days after this one started"
+                                             + _TIME),
+    "mimic4demo-next-diagnoses-chronological": (VisitTask("next-diagnoses", order="time", **_NEXT_DX),
+                                                "multilabel", "The diagnosis codes of the next admission" + _TIME),
 }
 
 register_dataset(DatasetSpec(

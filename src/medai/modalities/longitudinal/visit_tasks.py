@@ -10,9 +10,13 @@ present, and the label - PyHealth 1.1.3's MIMIC-IV task definitions, built with 
   that many days, 8: 8-14 days, 9: > 14 days) - ``length_of_stay_prediction_mimic4_fn``.
 - ``next-diagnoses``: see :data:`NEXT_DIAGNOSES` below.
 
-Every index visit needs at least one condition, procedure and drug code (PyHealth's exclusion), visits are
-ordered by start time within each patient, and a sample carries the codes of every visit of its patient up to
-and including the index visit.
+Every index visit needs at least one condition, procedure and drug code (PyHealth's exclusion). ``order`` says
+what "next" means: ``"pyhealth"`` orders each patient's visits by visit id (as text), which is what PyHealth 1.1.3
+does (``MIMIC4Dataset.parse_basic_info`` adds visits in ``groupby("hadm_id")`` order, and MIMIC-IV's ``hadm_id`` is
+not chronological), so its "next admission" is often an earlier one and its readmission gaps can be negative
+(counted as readmissions); ``"time"`` orders them by start time - the clinically meaningful definition. Either
+way a sample carries the codes of its patient's visits that started no later than the index visit, in time
+order, the index visit last (never a later visit).
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ class VisitTask:
     required: tuple[str, ...] = DOMAINS  # domains an index visit must have codes in
     window_days: int = 15  # readmission only
     next_required: tuple[str, ...] = ()  # domains the next visit must have codes in (next-diagnoses)
+    order: str = "pyhealth"  # "pyhealth": visits by visit id, as PyHealth 1.1.3; "time": by start time
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise MedAIError(f"unknown visit label {self.label!r}; choose one of {', '.join(LABELS)}")
         if self.index_visits not in ("with-next", "all"):
             raise MedAIError(f"index_visits must be 'with-next' or 'all', not {self.index_visits!r}")
+        if self.order not in ("pyhealth", "time"):
+            raise MedAIError(f"order must be 'pyhealth' or 'time', not {self.order!r}")
         unknown = [d for d in (*self.required, *self.next_required) if d not in DOMAINS]
         if unknown:
             raise MedAIError(f"unknown code domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
@@ -69,7 +76,7 @@ def build_samples(visits: pl.DataFrame, events: pl.DataFrame, task: VisitTask) -
     codes = _codes(events)
     v = (visits.join(codes, on="visit_id", how="left")
          .with_columns([pl.col(d).fill_null(pl.lit([], dtype=pl.List(pl.Utf8))) for d in DOMAINS])
-         .sort("subject_id", "start", "visit_id")
+         .sort(*(("subject_id", "visit_id") if task.order == "pyhealth" else ("subject_id", "start", "visit_id")))
          .with_columns(position=pl.int_range(pl.len()).over("subject_id"),
                        n_visits=pl.len().over("subject_id"))
          .with_columns(next_start=pl.col("start").shift(-1).over("subject_id"),
@@ -95,8 +102,7 @@ def build_samples(visits: pl.DataFrame, events: pl.DataFrame, task: VisitTask) -
         label = pl.col("next_conditions")
     v = v.with_columns(label=label)
     samples = v.filter(pl.col("index")).select("subject_id", "visit_id", "label")
-    histories = _histories(v)
-    return samples, histories
+    return samples, _histories(v, samples)
 
 
 def _whole_days(duration: pl.Expr) -> pl.Expr:
@@ -104,17 +110,17 @@ def _whole_days(duration: pl.Expr) -> pl.Expr:
     return (duration.dt.total_microseconds() // 86_400_000_000).cast(pl.Int64)
 
 
-def _histories(v: pl.DataFrame) -> VisitHistories:
-    rows = v.select("subject_id", "visit_id", "index", *DOMAINS).to_dict(as_series=False)
-    ids, subjects, histories = [], [], []
-    history: list[dict[str, list[str]]] = []
-    previous = None
-    for i, subject in enumerate(rows["subject_id"]):
-        if subject != previous:
-            history, previous = [], subject
-        history = [*history, {d: list(rows[d][i]) for d in DOMAINS}]
-        if rows["index"][i]:
-            ids.append(str(rows["visit_id"][i]))
-            subjects.append(str(subject))
-            histories.append(history)
-    return VisitHistories(np.array(ids, dtype=object), np.array(subjects, dtype=object), histories)
+def _histories(v: pl.DataFrame, samples: pl.DataFrame) -> VisitHistories:
+    """Each sample's visits that started no later than its index visit (time order, the index visit last)."""
+    rows = v.sort("subject_id", "start", "visit_id").select("subject_id", "visit_id", *DOMAINS).to_dict(
+        as_series=False)
+    timeline: dict[object, list[dict[str, list[str]]]] = {}
+    where: dict[object, tuple[object, int]] = {}
+    for i, (subject, visit) in enumerate(zip(rows["subject_id"], rows["visit_id"], strict=True)):
+        visits = timeline.setdefault(subject, [])
+        visits.append({d: list(rows[d][i]) for d in DOMAINS})
+        where[visit] = (subject, len(visits))
+    ids = samples["visit_id"].to_list()
+    histories = [timeline[where[i][0]][: where[i][1]] for i in ids]
+    return VisitHistories(np.array([str(i) for i in ids], dtype=object),
+                          np.array([str(s) for s in samples["subject_id"].to_list()], dtype=object), histories)
