@@ -233,3 +233,26 @@ def test_empty_cohort_and_wrong_learners_get_clear_errors(tmp_path):
         BagOfCodes().fit(np.zeros((3, 2)), [0, 1, 0])
     with pytest.raises(MedAIError, match="unknown visit label"):
         VisitTask("survival")
+
+
+def test_learner_names_are_checked_against_the_kind_of_data(demo_tables):
+    from types import SimpleNamespace
+
+    from medai.modalities import get_modality
+    from medai.modalities.longitudinal.visit_learners import BagOfCodes
+    from medai.modalities.longitudinal.visit_networks import VisitNetwork
+    from medai.road.options import TrainOptions
+    from medai.tasks.kinds import TargetSpec
+
+    modality = get_modality("longitudinal")
+    _, X = build_samples(*demo_tables, VisitTask("mortality"))
+    visits, stays = SimpleNamespace(X=X), SimpleNamespace(X=None)
+    target = TargetSpec("binary", "mortality", ["0", "1"], positive_label="1")
+    options = TrainOptions()
+    assert isinstance(modality.make_learner("auto", target, options, None, visits), BagOfCodes)
+    network = modality.make_learner("gru", target, options, None, visits)
+    assert isinstance(network, VisitNetwork) and network.architecture == "gru"
+    with pytest.raises(MedAIError, match="does not take visit histories"):
+        modality.make_learner("lightgbm", target, options, None, visits)
+    with pytest.raises(MedAIError, match="learns from visit histories"):
+        modality.make_learner("visit-gru", target, options, None, stays)
