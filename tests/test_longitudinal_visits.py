@@ -186,6 +186,14 @@ def test_meds_style_event_table_gives_the_same_samples(demo_tables, tmp_path):
         a, _ = build_samples(visits, events, task)
         b, _ = build_samples(v2, e2, task)
         assert len(a) == len(b) and a["label"].to_list() == b["label"].to_list()
+    from medai.modalities.longitudinal.visit_data import train_on_event_tables
+    from medai.road.options import TrainOptions
+
+    result = train_on_event_tables("mimic4demo-los", tmp_path / "events.csv", tmp_path / "visits.csv",
+                                   tmp_path / "m", TrainOptions(seed=0, n_boot=20, show_progress=False))
+    assert result.metrics["kind"] == "multiclass" and result.metrics["split"]["group_column"] == "subject_id"
+    with pytest.raises(MedAIError, match="unknown visit task"):
+        train_on_event_tables("physionet2012-mortality", tmp_path / "events.csv", tmp_path / "visits.csv")
 
 
 def test_missing_tables_and_columns_are_named(tmp_path):

@@ -107,3 +107,20 @@ def load_visit_task(modality, task):
     visits, events = mimic_visits(spec.load())
     return visit_dataset(modality, task, visits, events, "MIMIC-IV demo 2.2 (hosp: visit histories)",
                          license=spec.license, citation=spec.citation)
+
+
+def train_on_event_tables(task_name: str, events_path, visits_path, out=None, options=None):
+    """Train a visit task (its definition: one of :data:`VISIT_TASKS`) on a generic MEDS-style event table and
+    visits table (see :func:`medai.modalities.longitudinal.visits.read_event_table`) through the road."""
+    from medai.modalities import get_modality
+    from medai.modalities.longitudinal.visits import read_event_table
+    from medai.road.train import train
+    from medai.tasks import get_task
+
+    if task_name not in VISIT_TASKS:
+        raise MedAIError(f"unknown visit task {task_name!r}; choose one of {', '.join(VISIT_TASKS)}")
+    task = get_task(task_name)
+    modality = get_modality("longitudinal")
+    visits, events = read_event_table(events_path, visits_path)
+    dataset = visit_dataset(modality, task, visits, events, str(events_path))
+    return train(task, dataset, out, options, modality)
