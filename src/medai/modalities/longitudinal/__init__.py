@@ -3,7 +3,10 @@
 Reads the PhysioNet 2012 challenge layout (a folder or ``.tar.gz`` of per-stay files) and long tables (CSV/Parquet:
 ``id, time, variable|code, value``, which covers MEDS event tables) with a labels file (``--labels``); learns with
 summary features + LightGBM (``lightgbm``, the default), a GRU-D-style recurrent network (``grud``), a causal
-Transformer over hourly observations (``transformer``) or the mean of LightGBM and GRU-D (``ensemble``). A model
+Transformer over hourly observations (``transformer``) or the mean of LightGBM and GRU-D (``ensemble``).
+Visit histories (admissions with their diagnosis, procedure and drug codes: PyHealth's MIMIC-IV tasks, see
+:mod:`visit_data`) are learned by a bag of codes + logistic regression (``bag-of-codes``) or a GRU/Transformer over
+the visits (``visit-gru``, ``visit-transformer``), for binary, multiclass and multilabel targets. A model
 scores a stay at any hour from the data seen so far (:meth:`Stays.until`), which gives the early-warning
 evaluation (discrimination by hours of data seen, alerts and lead time), ``medai stream replay`` and the service's
 streams.
@@ -26,8 +29,11 @@ from medai.errors import MedAIError
 from medai.modalities import FILES, CliOption, Modality, register_modality
 
 LEARNERS = ("lightgbm", "grud", "transformer", "ensemble", "auto")
+VISIT_LEARNERS = ("bag-of-codes", "visit-gru", "visit-transformer")  # over visit histories (visit tasks)
 ALIASES = {"gbm": "lightgbm", "gru-d": "grud", "attention": "transformer", "lgbm": "lightgbm",
-           "lightgbm+grud": "ensemble"}
+           "lightgbm+grud": "ensemble", "bag": "bag-of-codes", "logistic": "bag-of-codes"}
+# on visit histories, the time-series names mean the visit learners
+VISIT_ALIASES = {"auto": "bag-of-codes", "gru": "visit-gru", "grud": "visit-gru", "transformer": "visit-transformer"}
 _TRAIN, _READ = ("train",), ("train", "predict", "evaluate", "explain")
 
 
@@ -127,6 +133,10 @@ class LongitudinalModality(Modality):
         from medai.modalities.longitudinal.reading import read_labels
 
         options = options or {}
+        if model.input_schema.get("visit_task"):
+            raise MedAIError(f"model {model.name!r} learned visit histories of the built-in task "
+                             f"{model.input_schema['visit_task']!r}; it scores the samples that task builds "
+                             "(Python API: medai.modalities.longitudinal.visit_data), not files of stays")
         if "window_hours" not in options and model.input_schema.get("window_hours"):
             options = {**options, "window_hours": model.input_schema["window_hours"]}
         read = self._read(path, options)
@@ -161,16 +171,27 @@ class LongitudinalModality(Modality):
     @staticmethod
     def _check_learner(name: str | None) -> None:
         name = ALIASES.get(name or "auto", name or "auto")
-        if name not in LEARNERS:
-            raise MedAIError(f"unknown learner {name!r} for longitudinal data; choose one of {', '.join(LEARNERS)}")
+        if name not in LEARNERS + VISIT_LEARNERS + tuple(VISIT_ALIASES):
+            raise MedAIError(f"unknown learner {name!r} for longitudinal data; choose one of "
+                             f"{', '.join(LEARNERS + VISIT_LEARNERS)}")
 
     def learners(self, kind: str) -> tuple[str, ...]:
-        return LEARNERS if kind in ("binary", "multiclass") else ("lightgbm", "auto") if kind == "regression" else ()
+        if kind == "multilabel":
+            return VISIT_LEARNERS
+        return LEARNERS + VISIT_LEARNERS if kind in ("binary", "multiclass") else \
+            ("lightgbm", "auto") if kind == "regression" else ()
 
     def make_learner(self, name: str, target, options, task, dataset):
+        from medai.modalities.longitudinal.histories import VisitHistories
+
         name = ALIASES.get(name, name)
         self._check_learner(name)
         extra = options.extra
+        if isinstance(dataset.X, VisitHistories):
+            return self._visit_learner(VISIT_ALIASES.get(name, name), target, options)
+        if name in VISIT_LEARNERS:
+            raise MedAIError(f"learner {name!r} learns from visit histories (the mimic4demo visit tasks); "
+                             f"time series of stays take {', '.join(LEARNERS)}")
         if name in ("grud", "transformer", "ensemble"):
             from medai.modalities.longitudinal.networks import SequenceNetwork
 
@@ -189,6 +210,23 @@ class LongitudinalModality(Modality):
 
         return SummaryBoosting(task=target.kind, seed=options.seed)
 
+    @staticmethod
+    def _visit_learner(name: str, target, options):
+        from medai.modalities.longitudinal.visit_learners import BagOfCodes, check_kind
+
+        if name not in VISIT_LEARNERS:
+            raise MedAIError(f"learner {name!r} does not take visit histories; choose one of "
+                             f"{', '.join(VISIT_LEARNERS)}")
+        check_kind(target.kind)
+        n_outputs = max(2, len(target.classes))
+        if name == "bag-of-codes":
+            return BagOfCodes(kind=target.kind, n_outputs=n_outputs, seed=options.seed)
+        from medai.modalities.longitudinal.visit_networks import VisitNetwork
+
+        return VisitNetwork(architecture=name.removeprefix("visit-"), kind=target.kind, n_outputs=n_outputs,
+                            epochs=int(options.extra.get("epochs") or 40), seed=options.seed,
+                            progress=options.show_progress)
+
     def fit(self, learner, X, y, X_val=None, y_val=None):
         return learner.fit(X, y, X_val, y_val)
 
@@ -196,6 +234,11 @@ class LongitudinalModality(Modality):
         from medai.modalities.base import json_params
 
         params = json_params(learner.get_params())
+        if hasattr(learner, "vocabulary_"):  # visit learners
+            training = {"codes": len(learner.vocabulary_)}
+            if hasattr(learner, "best_epoch_"):
+                training["best_epoch"] = int(learner.best_epoch_)
+            return {"name": learner.describe(), "hyperparameters": params, "training": training}
         if hasattr(learner, "boosting_"):
             return {"name": learner.describe(), "hyperparameters": params,
                     "training": {"trees": int(learner.best_iteration_), "best_epoch": int(learner.best_epoch_)}}
@@ -214,7 +257,17 @@ class LongitudinalModality(Modality):
         from medai.modalities.longitudinal.ensemble import ENSEMBLE, AveragedLearners
         from medai.modalities.longitudinal.learners import BOOSTER, STATE, SummaryBoosting
         from medai.modalities.longitudinal.networks import CONFIG, WEIGHTS
+        from medai.modalities.longitudinal.visit_learners import BAG, BagOfCodes
+        from medai.modalities.longitudinal.visit_networks import CONFIG as VISIT_CONFIG
+        from medai.modalities.longitudinal.visit_networks import WEIGHTS as VISIT_WEIGHTS
 
+        if (directory / BAG).is_file():
+            return BagOfCodes.from_files((directory / BAG).read_bytes())
+        if (directory / VISIT_WEIGHTS).is_file():
+            from medai.modalities.longitudinal.visit_networks import VisitNetwork
+
+            return VisitNetwork.from_files((directory / VISIT_WEIGHTS).read_bytes(),
+                                           (directory / VISIT_CONFIG).read_bytes())
         if (directory / ENSEMBLE).is_file():
             return AveragedLearners.from_files({name: (directory / name).read_bytes()
                                                 for name in (ENSEMBLE, BOOSTER, STATE, WEIGHTS, CONFIG)})
@@ -229,11 +282,22 @@ class LongitudinalModality(Modality):
     # -- explaining, reporting ---------------------------------------------------------------------------
     def explain(self, model, X, top_k: int = 5) -> list[dict[str, Any]]:
         from medai.modalities.longitudinal.explain import explain_stays
+        from medai.modalities.longitudinal.histories import VisitHistories
+
+        if isinstance(X, VisitHistories):
+            from medai.modalities.longitudinal.visit_explain import explain_visits
+
+            return explain_visits(model, X, top_k)
 
         return explain_stays(model, X, top_k)
 
     def report_extras(self, model, X_test, y_test) -> dict[str, Any]:
+        from medai.modalities.longitudinal.histories import VisitHistories
         from medai.modalities.longitudinal.report import report_extras
+
+        if isinstance(X_test, VisitHistories):  # no hours to replay: the kind's metrics are the report
+            return {"limitations": ["The MIMIC-IV demo has 100 patients: its test split (about 20 patients) "
+                                    "cannot rank models or validate one."]}
 
         return report_extras(model, X_test, y_test)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from medai.data.registry import DataFile, DatasetSpec, register_dataset
+from medai.modalities.longitudinal.visit_data import VISIT_DATASET, load_visit_task
 from medai.tasks import SplitProtocol, Task, register_task
 
 P12 = "ehr/physionet2012/"
@@ -84,6 +85,8 @@ def load_task_data(modality, task, options):
 
     if task.dataset == "mimic-iv-demo":
         return _mimic_task(modality, task)
+    if task.dataset == VISIT_DATASET:
+        return load_visit_task(modality, task)
     if task.dataset != "physionet2012":
         raise MedAIError(f"task {task.name!r}: no loader for dataset {task.dataset!r}")
     from medai.data.registry import get_dataset
