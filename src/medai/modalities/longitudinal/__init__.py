@@ -187,7 +187,7 @@ class LongitudinalModality(Modality):
         name = ALIASES.get(name, name)
         self._check_learner(name)
         extra = options.extra
-        if isinstance(dataset.X, VisitHistories):
+        if isinstance(getattr(dataset, "X", None), VisitHistories):  # no dataset: a learner for stays
             return self._visit_learner(VISIT_ALIASES.get(name, name), target, options)
         if name in VISIT_LEARNERS:
             raise MedAIError(f"learner {name!r} learns from visit histories (the mimic4demo visit tasks); "
