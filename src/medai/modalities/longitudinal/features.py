@@ -55,12 +55,8 @@ def summarise(stays: Stays, recent_hours: float = 12.0, stats: tuple[str, ...] =
         raise ValueError(f"unknown summary statistics {unknown}; known: {sorted(expressions)}")
     if len(stays) <= small.SMALL:  # a few stays (the service's streams): the same numbers without polars' threads
         return small.summarise(stays, float(recent_hours), stats)
-    n, k, V = len(stays), len(stats), len(stays.variables)
-    out = np.full((n, V * k + 2), np.nan, dtype=np.float32)
-    out[:, V * k] = stays.horizon
-    out[:, V * k + 1] = stays.lengths
-    counts = [j for j, s in enumerate(stats) if s in ("count", "recent_count")]
-    out[:, [v * k + j for v in range(V) for j in counts]] = 0.0
+    k = len(stats)
+    out = small.empty_summaries(stays, stats)
     if len(stays.time) == 0:
         return out
     rows = stays.rows()

@@ -122,6 +122,30 @@ def _build(architecture: str, V: int, hidden: int, n_out: int, steps: int):
     raise MedAIError(f"unknown network {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
+class BestWeights:
+    """Early stopping on a validation score (higher is better): keeps a copy of the weights of the best epoch and
+    says when ``patience`` epochs in a row brought no improvement of more than 1e-4."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = int(patience)
+        self.best, self.state, self.stale, self.epoch = -np.inf, None, 0, 0
+
+    def update(self, network, score: float, epoch: int) -> bool:
+        """Record epoch ``epoch``'s score; True when training should stop."""
+        if score > self.best + 1e-4:
+            self.best, self.stale, self.epoch = score, 0, epoch
+            self.state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore(self, network) -> None:
+        """Put the best epoch's weights back (if any epoch was scored) and switch to evaluation."""
+        if self.state is not None:
+            network.load_state_dict(self.state)
+        network.eval()
+
+
 class SequenceNetwork(BaseEstimator):
     """GRU-D or a causal Transformer over hourly bins; ``predict_proba`` at each stay's horizon."""
 
@@ -192,7 +216,7 @@ class SequenceNetwork(BaseEstimator):
         self.network_ = _build(self.architecture, V, int(self.hidden), int(self.n_classes), self.steps_)
         optimiser = torch.optim.AdamW(self.network_.parameters(), lr=float(self.learning_rate), weight_decay=1e-4)
         rng = np.random.default_rng(int(self.seed))
-        best, best_state, stale, self.best_epoch_ = -np.inf, None, 0, 0
+        stopper = BestWeights(self.patience)
         self.history_: list[dict[str, float]] = []
         from medai.road.common import progress
 
@@ -211,16 +235,10 @@ class SequenceNetwork(BaseEstimator):
                 total += float(loss.detach()) * len(index)
             score = self._validation_score(val, y_val) if val is not None else -total
             self.history_.append({"epoch": epoch + 1, "train_loss": total / max(1, len(y)), "val_score": score})
-            if score > best + 1e-4:
-                best, stale, self.best_epoch_ = score, 0, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= int(self.patience):
-                    break
-        if best_state is not None:
-            self.network_.load_state_dict(best_state)
-        self.network_.eval()
+            if stopper.update(self.network_, score, epoch + 1):
+                break
+        stopper.restore(self.network_)
+        self.best_epoch_ = stopper.epoch
         return self
 
     def _loss(self, tensors, step: np.ndarray, y: np.ndarray):

@@ -20,14 +20,22 @@ from medai.modalities.longitudinal.stays import Stays
 SMALL = 8  # at most this many stays: the numpy path (polars beyond: columnar and multi-threaded pays off there)
 
 
-def summarise(stays: Stays, recent_hours: float, stats: tuple[str, ...]) -> np.ndarray:
-    """:func:`medai.modalities.longitudinal.features.summarise` in numpy (same shape, same float32 values)."""
+def empty_summaries(stays: Stays, stats: tuple[str, ...]) -> np.ndarray:
+    """The summary matrix before any observation is counted: ``stats`` per variable (NaN; counts 0), then the
+    horizon and the length of each stay."""
     n, k, V = len(stays), len(stats), len(stays.variables)
     out = np.full((n, V * k + 2), np.nan, dtype=np.float32)
     out[:, V * k] = stays.horizon
     out[:, V * k + 1] = stays.lengths
     counts = [j for j, s in enumerate(stats) if s in ("count", "recent_count")]
     out[:, [v * k + j for v in range(V) for j in counts]] = 0.0
+    return out
+
+
+def summarise(stays: Stays, recent_hours: float, stats: tuple[str, ...]) -> np.ndarray:
+    """:func:`medai.modalities.longitudinal.features.summarise` in numpy (same shape, same float32 values)."""
+    k, V = len(stats), len(stays.variables)
+    out = empty_summaries(stays, stats)
     if len(stays.time) == 0:
         return out
     rows = stays.rows()

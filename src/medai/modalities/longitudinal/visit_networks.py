@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 
 from medai.errors import MedAIError
 from medai.modalities.longitudinal.histories import VisitHistories
+from medai.modalities.longitudinal.networks import BestWeights
 from medai.modalities.longitudinal.visit_learners import check_histories, check_kind
 
 WEIGHTS, CONFIG = "visit_network.safetensors", "visit_network.json"
@@ -125,7 +126,7 @@ class VisitNetwork(BaseEstimator):
                                float(self.dropout))
         optimiser = torch.optim.AdamW(self.network_.parameters(), lr=float(self.learning_rate), weight_decay=1e-3)
         rng = np.random.default_rng(int(self.seed))
-        best, best_state, stale, self.best_epoch_ = -np.inf, None, 0, 0
+        stopper = BestWeights(self.patience)
         from medai.road.common import progress
 
         for epoch in progress(range(int(self.epochs)), total=int(self.epochs), desc=f"visit {self.architecture}",
@@ -142,16 +143,10 @@ class VisitNetwork(BaseEstimator):
                 optimiser.step()
                 total += float(loss.detach()) * len(index)
             score = self._score(self._proba(val[0]), val[1]) if val is not None else -total
-            if score > best + 1e-4:
-                best, stale, self.best_epoch_ = score, 0, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= int(self.patience):
-                    break
-        if best_state is not None:
-            self.network_.load_state_dict(best_state)
-        self.network_.eval()
+            if stopper.update(self.network_, score, epoch + 1):
+                break
+        stopper.restore(self.network_)
+        self.best_epoch_ = stopper.epoch
         return self
 
     def _loss(self, logits, y: np.ndarray):
