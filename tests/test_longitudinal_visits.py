@@ -264,3 +264,15 @@ def test_learner_names_are_checked_against_the_kind_of_data(demo_tables):
         modality.make_learner("lightgbm", target, options, None, visits)
     with pytest.raises(MedAIError, match="learns from visit histories"):
         modality.make_learner("visit-gru", target, options, None, stays)
+
+
+def test_medai_starts_without_the_ehr_extra():
+    """polars belongs to ``medai[ehr]``: the command line and the task registry must import without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['polars'] = None\n"
+            "import medai.cli\nfrom medai.tasks import get_task\n"
+            "assert get_task('mimic4demo-mortality').name == 'mimic4demo-mortality'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medai.modalities.longitudinal.visits import DOMAINS
+DOMAINS = ("conditions", "procedures", "drugs")  # the code domains of a visit
 
 
 @dataclass

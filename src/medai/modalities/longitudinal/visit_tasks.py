@@ -22,13 +22,15 @@ order, the index visit last (never a later visit).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
 from medai.errors import MedAIError
-from medai.modalities.longitudinal.histories import VisitHistories
-from medai.modalities.longitudinal.visits import DOMAINS
+from medai.modalities.longitudinal.histories import DOMAINS, VisitHistories
+
+if TYPE_CHECKING:  # polars is imported where it is used: `medai` starts without the ehr extra
+    import polars as pl
 
 LABELS = ("mortality", "readmission", "los", "next-diagnoses")
 
@@ -56,12 +58,16 @@ class VisitTask:
 
 def los_class(days: pl.Expr) -> pl.Expr:
     """PyHealth's ``categorize_los``: < 1 -> 0, 1-7 -> days, 8-14 -> 8, > 14 -> 9."""
+    import polars as pl
+
     return (pl.when(days < 1).then(0).when(days <= 7).then(days).when(days <= 14).then(8).otherwise(9)
             .cast(pl.Int64))
 
 
 def _codes(events: pl.DataFrame) -> pl.DataFrame:
     """One row per visit: a sorted list of distinct codes per domain (empty lists where none)."""
+    import polars as pl
+
     wide = (events.group_by("visit_id", "domain").agg(pl.col("code").unique().sort())
             .pivot(on="domain", index="visit_id", values="code"))
     for domain in DOMAINS:
@@ -73,6 +79,8 @@ def _codes(events: pl.DataFrame) -> pl.DataFrame:
 def build_samples(visits: pl.DataFrame, events: pl.DataFrame, task: VisitTask) -> tuple[pl.DataFrame, VisitHistories]:
     """``(samples, histories)``: one row per sample (``subject_id``, ``visit_id``, ``label``; ``label`` a list
     of codes for next-diagnoses) and the visit histories aligned with it."""
+    import polars as pl
+
     codes = _codes(events)
     v = (visits.join(codes, on="visit_id", how="left")
          .with_columns([pl.col(d).fill_null(pl.lit([], dtype=pl.List(pl.Utf8))) for d in DOMAINS])
@@ -107,6 +115,8 @@ def build_samples(visits: pl.DataFrame, events: pl.DataFrame, task: VisitTask) -
 
 def _whole_days(duration: pl.Expr) -> pl.Expr:
     """Python's ``timedelta.days``: whole days, rounded down (also for negative durations)."""
+    import polars as pl
+
     return (duration.dt.total_microseconds() // 86_400_000_000).cast(pl.Int64)
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from medai.errors import MedAIError, NotFoundError
+from medai.modalities.longitudinal.histories import DOMAINS
 
-DOMAINS = ("conditions", "procedures", "drugs")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _DT = pl.Datetime("us")
 # MIMIC-IV hosp table -> (domain, code column, time column) as PyHealth's MIMIC4Dataset parses them
