@@ -198,10 +198,6 @@ class MonitorStore:
         self._sessions = session_factory(url)
         self._secret = secret
 
-    @property
-    def engine(self):
-        return self._sessions.kw["bind"]
-
     @contextmanager
     def _writing(self):
         """A session in one transaction that writes, taken in the database's write turn (see

@@ -285,7 +285,7 @@ class ServiceState:
         """The road's ``observe`` hook for one prediction request (``None`` when monitoring is off)."""
         if self.recorder is None:
             return None
-        return self.recorder.observer(record, model, record_ids)
+        return self.recorder.observer(record.name, record.version, model, record_ids)
 
     def close(self) -> None:
         if self.recorder is not None:

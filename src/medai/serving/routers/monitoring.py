@@ -90,7 +90,7 @@ async def post_outcomes(name: str, body: OutcomesRequest, request: Request) -> d
     counts = await run_in_threadpool(state.monitor_store.add_outcomes, name,
                                      [(o.record_id, o.outcome) for o in body.outcomes])
     if state.recorder is not None:
-        state.recorder.mark(record, model)
+        state.recorder.mark(name, record.version, model)
     box["detail"] = {"outcomes": counts["received"], "matched": counts["matched"]}
     return counts
 
