@@ -35,6 +35,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 warnings.simplefilter("ignore")
 
 MEMBERS = ("cox", "cox-ridge", "cox-spline", "rsf", "gbs")
+# Extra members tried here only (``--extra``; cached in their own files and merged by record): boosting regularised
+# for small data - additive stumps with subsampling, and componentwise (linear) boosting.
+EXTRA = ("gbs-stump", "cgbs")
+
+
+def extra_estimator(name: str, seed: int):
+    if name == "gbs-stump":
+        from sksurv.ensemble import GradientBoostingSurvivalAnalysis
+
+        return GradientBoostingSurvivalAnalysis(n_estimators=100, learning_rate=0.1, max_depth=1, subsample=0.5,
+                                                min_samples_leaf=10, random_state=seed)
+    from sksurv.ensemble import ComponentwiseGradientBoostingSurvivalAnalysis
+
+    return ComponentwiseGradientBoostingSurvivalAnalysis(n_estimators=100, learning_rate=0.1, subsample=0.5,
+                                                         random_state=seed)
 
 
 def load(name: str):
@@ -57,7 +72,7 @@ def load(name: str):
     return dataset.X, target.encode(dataset.y)
 
 
-def member_scores(X_fit, y_fit, X_score, seed: int, timing: dict) -> dict[str, tuple[list, list]]:
+def member_scores(X_fit, y_fit, X_score, seed: int, timing: dict, members=MEMBERS) -> dict[str, tuple[list, list]]:
     """Per member fitted on ``X_fit``: (percentile, z-score) of its risk on ``X_score`` against its risks on the
     fit records."""
     from medai.modalities.treatment.survival import SurvivalLearner, percentile, preprocessor
@@ -66,9 +81,14 @@ def member_scores(X_fit, y_fit, X_score, seed: int, timing: dict) -> dict[str, t
     Z, Z_score = (np.asarray(prep.transform(frame), dtype=float) for frame in (X_fit, X_score))
     learner = SurvivalLearner(seed=seed)
     out = {}
-    for member in MEMBERS:
+    for member in members:
         start = time.perf_counter()
-        model = learner._fit_one(member, Z, y_fit)
+        if member in EXTRA:
+            from medai.modalities.treatment.survival import structured
+
+            model = extra_estimator(member, seed).fit(Z, structured(y_fit))
+        else:
+            model = learner._fit_one(member, Z, y_fit)
         reference = np.asarray(model.predict(Z), float)
         risk = np.asarray(model.predict(Z_score), float)
         timing[member] = timing.get(member, 0.0) + time.perf_counter() - start
@@ -77,7 +97,7 @@ def member_scores(X_fit, y_fit, X_score, seed: int, timing: dict) -> dict[str, t
     return out
 
 
-def nested(name: str, seeds: list[int], folds: int) -> list[dict]:
+def nested(name: str, seeds: list[int], folds: int, members=MEMBERS) -> list[dict]:
     from sklearn.model_selection import StratifiedKFold
 
     from medai.data.splits import train_val_test_split
@@ -94,8 +114,9 @@ def nested(name: str, seeds: list[int], folds: int) -> list[dict]:
             oof = []
             for a, b in inner.split(np.zeros(len(y_fit)), y_fit[:, 1].astype(int)):
                 oof.append({"y": y_fit[b].tolist(),
-                            "scores": member_scores(X_fit.iloc[a], y_fit[a], X_fit.iloc[b], seed, timing)})
-            held = member_scores(X_fit, y_fit, X.iloc[held_rows], seed, timing)
+                            "scores": member_scores(X_fit.iloc[a], y_fit[a], X_fit.iloc[b], seed, timing,
+                                                          members)})
+            held = member_scores(X_fit, y_fit, X.iloc[held_rows], seed, timing, members)
             rows.append({"data": name, "seed": seed, "outer": k, "n_fit": len(fit_rows), "oof": oof,
                          "held": {"y": y_train[held_rows].tolist(), "scores": held}})
             print(name, seed, k, {m: round(t, 1) for m, t in timing.items()}, flush=True)
@@ -175,28 +196,41 @@ RULES = {
     "greedy selection all five": (greedy(MEMBERS), 0),
     "argmax of ridge/spline/rsf": (argmax(BASE), 0),
 }
+EXTRA_RULES = {
+    "fixed ridge+spline+rsf+gbs-stump": (equal((*BASE, "gbs-stump")), 0),
+    "fixed ridge+spline+rsf+cgbs": (equal((*BASE, "cgbs")), 0),
+    "fixed ridge+rsf+gbs-stump": (equal(("cox-ridge", "rsf", "gbs-stump")), 0),
+    "C-weighted (C-1/2) ridge+spline+rsf+gbs-stump": (c_weighted((*BASE, "gbs-stump")), 0),
+}
 
 
-def report(rows: list[dict], only: list[str] | None = None) -> None:
+def report(rows: list[dict], extra: bool = False) -> None:
     from medai.evaluation.kinds.survival import harrell
 
     names = list(dict.fromkeys(r["data"] for r in rows))
-    rules = {k: v for k, v in RULES.items() if not only or k in only}
-    rules.update({f"always {m}": ((lambda m: lambda row: {m: 1.0})(m), 0) for m in MEMBERS})
+    rules = dict(RULES) | (EXTRA_RULES if extra else {})
+    shown = MEMBERS + (EXTRA if extra else ())
+    rules.update({f"always {m}": (equal((m,)), 0) for m in shown})
     print(f"nested CV on the training parts: mean held-out C-index ({len(rows)} outer folds: "
           + ", ".join(f"{n} {sum(r['data'] == n for r in rows)}" for n in names) + ")")
-    print(f"{'rule':44s} " + " ".join(f"{n:>9s}" for n in names) + "  mean(4)   mean weights (last data set)")
+    print(f"{'rule':44s} " + " ".join(f"{n:>9s}" for n in names)
+          + f"  mean({len(names)})  vs current (SE)   mean weights (last data set)")
+    current = None
     for label, (rule, scale) in rules.items():
-        per, last = {}, None
+        per, last, folds = {}, None, {}
         for name in names:
             scores, weights = [], []
             for r in (r for r in rows if r["data"] == name):
                 w = rule(r)
-                weights.append([w.get(m, 0.0) for m in MEMBERS])
+                weights.append([w.get(m, 0.0) for m in shown])
                 scores.append(harrell(np.asarray(r["held"]["y"]), combined(r["held"], w, scale)))
-            per[name], last = float(np.mean(scores)), np.mean(weights, axis=0)
-        print(f"{label:44s} " + " ".join(f"{per[n]:9.4f}" for n in names) + f" {np.mean(list(per.values())):8.4f}   "
-              + " ".join(f"{m}={v:.2f}" for m, v in zip(MEMBERS, last, strict=True) if v > 0), flush=True)
+            per[name], last, folds[name] = float(np.mean(scores)), np.mean(weights, axis=0), np.asarray(scores)
+        current = current or folds  # the first rule is the current one: paired differences per outer fold
+        gain = np.mean([np.mean(folds[n] - current[n]) for n in names])
+        se = np.sqrt(sum(np.var(folds[n] - current[n], ddof=1) / len(folds[n]) for n in names)) / len(names)
+        print(f"{label:44s} " + " ".join(f"{per[n]:9.4f}" for n in names) + f" {np.mean(list(per.values())):8.4f}"
+              + f"  {gain:+.4f} ({se:.4f})   "
+              + " ".join(f"{m}={v:.2f}" for m, v in zip(shown, last, strict=True) if v > 0), flush=True)
 
 
 def main() -> None:
@@ -206,21 +240,32 @@ def main() -> None:
     parser.add_argument("--data", default="veterans,haberman,whas500,gbsg2")
     parser.add_argument("--cache", default=str(Path(__file__).parent / ".results" / "survival_stack_cv.json"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--extra", action="store_true", help="also fit and report the EXTRA members")
     args = parser.parse_args()
     names = args.data.split(",")
     rows = []
     for name in names:
-        cache = Path(args.cache).with_name(Path(args.cache).stem + f"_{name}.json")
-        if cache.exists():
-            rows.extend(json.loads(cache.read_text()))
-        elif not args.report_only:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            new = nested(name, [int(s) for s in args.seeds.split(",")], args.folds)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(new))
-            tmp.replace(cache)
-            rows.extend(new)
-    report(rows)
+        parts = [("", MEMBERS)] + ([("_extra", EXTRA)] if args.extra else [])
+        loaded = []
+        for tag, members in parts:
+            cache = Path(args.cache).with_name(Path(args.cache).stem + f"_{name}{tag}.json")
+            if cache.exists():
+                loaded.append(json.loads(cache.read_text()))
+            elif not args.report_only:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                new = nested(name, [int(s) for s in args.seeds.split(",")], args.folds, members)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps(new))
+                tmp.replace(cache)
+                loaded.append(new)
+        if loaded:
+            for extra in loaded[1:]:  # same seeds, outer folds and inner folds: merge the members' scores
+                for row, more in zip(loaded[0], extra, strict=True):
+                    for fold, fold_more in zip(row["oof"], more["oof"], strict=True):
+                        fold["scores"].update(fold_more["scores"])
+                    row["held"]["scores"].update(more["held"]["scores"])
+            rows.extend(loaded[0])
+    report(rows, extra=args.extra and len(loaded) > 1)
 
 
 if __name__ == "__main__":
