@@ -120,7 +120,7 @@ class Detector:
                 for s in spans:
                     found[i].append(Finding(s["start"], s["end"], MODEL_TYPES.get(s["label"], s["label"]), 1.0,
                                             "model", s["label"]))
-        return [resolve([f for f in doc if self.entities is None or f.type in self.entities], text)
+        return [normalise(resolve([f for f in doc if self.entities is None or f.type in self.entities], text), text)
                 for doc, text in zip(found, texts, strict=True)]
 
 
@@ -160,6 +160,33 @@ def resolve(findings: list[Finding], text: str = "") -> list[Finding]:
             kept.append(Finding(start, end, f.type, max(f.score, *(k.score for k in clash)), clash[0].source,
                                 clash[0].detail))
     return sorted(kept, key=lambda f: f.start)
+
+
+ADDRESS_PARTS = {"LOCATION", "GPE", "ZIP_CODE", "STREET_ADDRESS"}
+
+
+def normalise(findings: list[Finding], text: str) -> list[Finding]:
+    """Span boundaries made whole, on findings sorted by position: an address block that already spans several
+    parts (a comma or a line break inside it: "971 Kesk 53\n Suite 343") takes in the places and postal codes
+    that follow it with only commas and blanks between ("\n Parnu\n Estonia 36903"): one address, not a street
+    and loose places."""
+    out: list[Finding] = []
+    for f in findings:
+        last = out[-1] if out else None
+        if last is not None and last.type == "STREET_ADDRESS" and f.type in ADDRESS_PARTS \
+                and _multi_part(text[last.start:last.end]) and _separator(text[last.end:f.start]):
+            out[-1] = Finding(last.start, f.end, last.type, max(last.score, f.score), last.source, last.detail)
+            continue
+        out.append(f)
+    return out
+
+
+def _multi_part(value: str) -> bool:
+    return "\n" in value or "," in value
+
+
+def _separator(gap: str) -> bool:
+    return len(gap) <= 4 and all(c in " ,\n\t" for c in gap)
 
 
 def _covered(f: Finding, others: list[Finding], text: str) -> bool:
