@@ -15,6 +15,7 @@ import functools
 import importlib.util
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,30 +164,74 @@ def resolve(findings: list[Finding], text: str = "") -> list[Finding]:
 
 
 ADDRESS_PARTS = {"LOCATION", "GPE", "ZIP_CODE", "STREET_ADDRESS"}
+UNIT = re.compile(r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Room)\b", re.IGNORECASE)
+NAME_SUFFIX = re.compile(r",? (?:Jr\.?|Sr\.?|II|III|IV|MD|M\.D\.|PhD|Ph\.D\.|DDS|DVM|RN|Esq\.?)(?!\w)")
+INITIAL_THEN_NAME = re.compile(r"\.\s?[A-Z][\w'-]+")
 
 
 def normalise(findings: list[Finding], text: str) -> list[Finding]:
-    """Span boundaries made whole, on findings sorted by position: an address block that already spans several
-    parts (a comma or a line break inside it: "971 Kesk 53\n Suite 343") takes in the places and postal codes
-    that follow it with only commas and blanks between ("\n Parnu\n Estonia 36903"): one address, not a street
-    and loose places."""
+    """Span boundaries made whole, on findings sorted by position (see :func:`_join_address` and
+    :func:`_whole_name`); two addresses listed with ", and " are two spans."""
     out: list[Finding] = []
-    for f in findings:
-        last = out[-1] if out else None
-        if last is not None and last.type == "STREET_ADDRESS" and f.type in ADDRESS_PARTS \
-                and _multi_part(text[last.start:last.end]) and _separator(text[last.end:f.start]):
-            out[-1] = Finding(last.start, f.end, last.type, max(last.score, f.score), last.source, last.detail)
-            continue
+    for f in _split_address_lists(findings, text):
+        f = _whole_name(f, text)
+        while out and _join_address(out[-1], f, text):
+            last = out.pop()
+            f = Finding(last.start, max(last.end, f.end), last.type, max(last.score, f.score), last.source,
+                        last.detail)
         out.append(f)
     return out
+
+
+def _join_address(last: Finding, f: Finding, text: str) -> bool:
+    """Whether ``f`` continues the address ``last``: a flat or suite after a house number written with a period
+    ("Rakoczi ut 13. Suite 104", the Hungarian way); places and postal codes after an address block that already
+    has several parts (a comma or a line break inside it: "971 Kesk 53\n Suite 343" + "\n Parnu\n Estonia
+    36903"), with only commas, blanks and at most one line break between; a lone number right before an address
+    whose first line has a comma or a flat ("17031" + "2202 Rissik St Apt. 050 Coalville")."""
+    if last.type != "STREET_ADDRESS" or f.type not in ADDRESS_PARTS or f.start < last.end:
+        return False
+    gap, value = text[last.end:f.start], text[f.start:f.end]
+    before = text[last.start:last.end]
+    if f.type == "STREET_ADDRESS" and UNIT.match(value) and gap == ". " and before[-1:].isdigit():
+        return True
+    first_line = value.split("\n")[0]
+    if re.fullmatch(r"\d+", before) and gap == " " and f.type == "STREET_ADDRESS" \
+            and ("," in first_line or UNIT.search(first_line)):
+        return True
+    return _multi_part(before) and len(gap) <= 4 and gap.count("\n") <= 1 and all(c in " ,\n\t" for c in gap)
 
 
 def _multi_part(value: str) -> bool:
     return "\n" in value or "," in value
 
 
-def _separator(gap: str) -> bool:
-    return len(gap) <= 4 and all(c in " ,\n\t" for c in gap)
+def _split_address_lists(findings: list[Finding], text: str) -> list[Finding]:
+    out = []
+    for f in findings:
+        if f.type != "STREET_ADDRESS":
+            out.append(f)
+            continue
+        start = f.start
+        for m in re.finditer(r",\s+and\s+", text[f.start:f.end]):
+            out.append(Finding(start, f.start + m.start(), f.type, f.score, f.source, f.detail))
+            start = f.start + m.end()
+        out.append(Finding(start, f.end, f.type, f.score, f.source, f.detail))
+    return out
+
+
+def _whole_name(f: Finding, text: str) -> Finding:
+    """A person's name with its suffix ("Kevin Veitonen II", "Giovanna Rodrigues MD") and, when it stops at a
+    middle initial, with the surname after it ("Margaret S" -> "Margaret S. Stouffer")."""
+    if f.type != "PERSON":
+        return f
+    end = f.end
+    value = text[f.start:end]
+    if re.search(r"(?:^|\s)[A-Z]$", value) and (m := INITIAL_THEN_NAME.match(text, end)):
+        end = m.end()
+    if m := NAME_SUFFIX.match(text, end):
+        end = m.end()
+    return f if end == f.end else Finding(f.start, end, f.type, f.score, f.source, f.detail)
 
 
 def _covered(f: Finding, others: list[Finding], text: str) -> bool:
