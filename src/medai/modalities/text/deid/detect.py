@@ -167,15 +167,20 @@ ADDRESS_PARTS = {"LOCATION", "GPE", "ZIP_CODE", "STREET_ADDRESS"}
 UNIT = re.compile(r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Room)\b", re.IGNORECASE)
 NAME_SUFFIX = re.compile(r",? (?:Jr\.?|Sr\.?|II|III|IV|MD|M\.D\.|PhD|Ph\.D\.|DDS|DVM|RN|Esq\.?)(?!\w)")
 INITIAL_THEN_NAME = re.compile(r"\.\s?[A-Z][\w'-]+")
+STREET_PREFIX = r"(?:ul|al|pl|os|ulica|aleja|plac)\."  # Polish: "ul. Narewska 94", "al. Jana Pawla II 12"
+ONE_LINE_TYPES = {"PERSON", "ORGANIZATION", "TITLE", "NRP"}
 
 
 def normalise(findings: list[Finding], text: str) -> list[Finding]:
-    """Span boundaries made whole, on findings sorted by position (see :func:`_join_address` and
-    :func:`_whole_name`); two addresses listed with ", and " are two spans."""
+    """Span boundaries made whole, on findings sorted by position (see :func:`_join_address`,
+    :func:`_join_street_prefix`, :func:`_join_firm` and :func:`_whole_name`); two addresses listed with ", and "
+    are two spans, and a name, organisation, title or nationality does not run over a line break (an address
+    block does)."""
     out: list[Finding] = []
-    for f in _split_address_lists(findings, text):
+    for f in _split_address_lists(_split_lines(findings, text), text):
         f = _whole_name(f, text)
-        while out and _join_address(out[-1], f, text):
+        while out and (_join_address(out[-1], f, text) or _join_street_prefix(out[-1], f, text)
+                       or _join_firm(out[-1], f, text)):
             last = out.pop()
             f = Finding(last.start, max(last.end, f.end), last.type, max(last.score, f.score), last.source,
                         last.detail)
@@ -200,6 +205,45 @@ def _join_address(last: Finding, f: Finding, text: str) -> bool:
             and ("," in first_line or UNIT.search(first_line)):
         return True
     return _multi_part(before) and len(gap) <= 4 and gap.count("\n") <= 1 and all(c in " ,\n\t" for c in gap)
+
+
+def _join_street_prefix(last: Finding, f: Finding, text: str) -> bool:
+    """Whether ``last``, an address that ends in a Polish street prefix ("1610 ul.") or stands before one
+    ("731" + " ul. " + "Mila 57"), goes on in ``f`` on the same line (whatever type ``f`` was given)."""
+    if last.type != "STREET_ADDRESS" or f.start < last.end or f.type not in ADDRESS_PARTS | {"PERSON", "ORGANIZATION"}:
+        return False
+    gap = text[last.end:f.start]
+    if gap == " " and re.search(rf"(?:^|\s){STREET_PREFIX}$", text[last.start:last.end]):
+        return True
+    return f.type == "STREET_ADDRESS" and re.fullmatch(rf" {STREET_PREFIX} ", gap) is not None
+
+
+def _join_firm(last: Finding, f: Finding, text: str) -> bool:
+    """Whether ``last`` + ``f`` is one firm name of the form "Hubbard, Fox and Gillespie"."""
+    return last.type == f.type == "ORGANIZATION" and f.start >= last.end and "," in text[last.start:last.end] \
+        and re.fullmatch(r" (?:and|&) ", text[last.end:f.start]) is not None
+
+
+def _split_lines(findings: list[Finding], text: str) -> list[Finding]:
+    """Names, organisations, titles and nationalities cut at line breaks (each line its own span, blank
+    lines dropped); a person's span also loses the lower-case words before its first capitalised word
+    ("features Hilding Carlsson") unless it has no capitals at all."""
+    out = []
+    for f in findings:
+        if f.type not in ONE_LINE_TYPES:
+            out.append(f)
+            continue
+        pieces, start = [], f.start
+        for m in re.finditer(r"\s*\n\s*", text[f.start:f.end]):
+            pieces.append((start, f.start + m.start()))
+            start = f.start + m.end()
+        pieces.append((start, f.end))
+        for a, b in pieces:
+            if f.type == "PERSON" and (m := re.match(r"(?:[a-z]\w*\s+)+(?=[A-Z])", text[a:b])):
+                a += m.end()
+            if b > a:
+                out.append(Finding(a, b, f.type, f.score, f.source, f.detail))
+    return out
 
 
 def _multi_part(value: str) -> bool:
