@@ -176,3 +176,91 @@ def test_resolve_keeps_the_models_boundaries_under_a_covering_pattern():
     # findings of one source are still merged
     same = [Finding(9, 20, "STREET_ADDRESS", 0.7, "pattern"), Finding(15, 26, "STREET_ADDRESS", 0.7, "pattern")]
     assert [(f.start, f.end) for f in resolve(same, text)] == [(9, 26)]
+
+
+def _normalised(text, spans):
+    from medai.modalities.text.deid.detect import Finding, normalise
+
+    found = [Finding(text.index(value), text.index(value) + len(value), kind, 1.0, "model") for value, kind in spans]
+    return [(text[f.start:f.end], f.type) for f in normalise(sorted(found, key=lambda f: f.start), text)]
+
+
+def test_normalise_address_block_takes_in_the_places_after_it():
+    text = "Send it to 971 Kesk 53\n Suite 343\n Parnu\n Estonia 36903 please"
+    spans = [("971 Kesk 53\n Suite 343", "STREET_ADDRESS"), ("Parnu", "LOCATION"), ("Estonia", "LOCATION"),
+             ("36903", "ZIP_CODE")]
+    assert _normalised(text, spans) == [("971 Kesk 53\n Suite 343\n Parnu\n Estonia 36903", "STREET_ADDRESS")]
+    # a one-part street (no comma, no line break) keeps its places apart; so does a blank line
+    text = "3482 Via Franscini 71\n Basel\n\n Switzerland"
+    spans = [("3482 Via Franscini 71", "STREET_ADDRESS"), ("Basel", "LOCATION"), ("Switzerland", "LOCATION")]
+    assert _normalised(text, spans) == [(v, t) for v, t in spans]
+    text = "12 Main St, Springfield\n\n Estonia"
+    assert len(_normalised(text, [("12 Main St, Springfield", "STREET_ADDRESS"), ("Estonia", "LOCATION")])) == 2
+
+
+def test_normalise_joins_numbers_suites_and_polish_prefixes_and_splits_listed_addresses():
+    text = "at 376 Rakoczi ut 13. Suite 104 Veszprem"
+    assert _normalised(text, [("376 Rakoczi ut 13", "STREET_ADDRESS"), ("Suite 104 Veszprem", "STREET_ADDRESS")]) \
+        == [("376 Rakoczi ut 13. Suite 104 Veszprem", "STREET_ADDRESS")]
+    text = "at 17031 2202 Rissik St Apt. 050 Coalville"
+    assert _normalised(text, [("17031", "STREET_ADDRESS"), ("2202 Rissik St Apt. 050 Coalville", "STREET_ADDRESS")]) \
+        == [("17031 2202 Rissik St Apt. 050 Coalville", "STREET_ADDRESS")]
+    # a lone number before a plain street stays apart (a block number and a street can be two things)
+    text = "at 9816 214 Pavlou Drandaki"
+    assert len(_normalised(text, [("9816", "STREET_ADDRESS"), ("214 Pavlou Drandaki", "STREET_ADDRESS")])) == 2
+    text = "at 1610 ul. Zakrzowska 92 Apt. 399 and 731 ul. Mila 57"
+    assert _normalised(text, [("1610 ul.", "STREET_ADDRESS"), ("Zakrzowska 92 Apt. 399", "PERSON"),
+                              ("731", "STREET_ADDRESS"), ("Mila 57", "STREET_ADDRESS")]) \
+        == [("1610 ul. Zakrzowska 92 Apt. 399", "STREET_ADDRESS"), ("731 ul. Mila 57", "STREET_ADDRESS")]
+    text = "Ship to 257 Thornton St Suite 451, and 7878 Rahu 37 Apt. 405 now"
+    assert _normalised(text, [("257 Thornton St Suite 451, and 7878 Rahu 37 Apt. 405", "STREET_ADDRESS")]) \
+        == [("257 Thornton St Suite 451", "STREET_ADDRESS"), ("7878 Rahu 37 Apt. 405", "STREET_ADDRESS")]
+
+
+def test_normalise_names_titles_and_firms():
+    text = "Allan Bjork\nScale Unlimited\nsaid Kevin Veitonen II and Margaret S. Stouffer, Giovanna Rodrigues MD"
+    spans = [("Allan Bjork\nScale", "PERSON"), ("Kevin Veitonen", "PERSON"), ("Margaret S", "PERSON"),
+             ("Giovanna Rodrigues", "PERSON")]
+    assert _normalised(text, spans) == [("Allan Bjork", "PERSON"), ("Scale", "PERSON"),
+                                        ("Kevin Veitonen II", "PERSON"), ("Margaret S. Stouffer", "PERSON"),
+                                        ("Giovanna Rodrigues MD", "PERSON")]
+    text = "labor relations director\nrosales-mcguire; the album features Hilding Carlsson"
+    assert _normalised(text, [("labor relations director\nrosales-mcguire", "ORGANIZATION"),
+                              ("features Hilding Carlsson", "PERSON")]) \
+        == [("labor relations director", "ORGANIZATION"), ("rosales-mcguire", "ORGANIZATION"),
+            ("Hilding Carlsson", "PERSON")]
+    # a name written without capitals keeps its words
+    assert _normalised("ask frank freud", [("frank freud", "PERSON")]) == [("frank freud", "PERSON")]
+    text = "I work at hubbard, fox and gillespie and at Google and Apple"
+    assert _normalised(text, [("hubbard, fox", "ORGANIZATION"), ("gillespie", "ORGANIZATION"),
+                              ("Google", "ORGANIZATION"), ("Apple", "ORGANIZATION")]) \
+        == [("hubbard, fox and gillespie", "ORGANIZATION"), ("Google", "ORGANIZATION"), ("Apple", "ORGANIZATION")]
+
+
+def test_normalise_runs_in_the_detector():
+    text = "Write to 971 Kesk 53\n Suite 343\n Parnu\n Estonia"
+
+    class Model:
+        kind = "entities"
+
+        def scores(self, texts):
+            return [[{"start": text.index(v), "end": text.index(v) + len(v), "label": t}
+                     for v, t in (("971 Kesk 53\n Suite 343", "STREET_ADDRESS"), ("Parnu", "GPE"),
+                                  ("Estonia", "GPE"))]]
+
+    found = Detector(model=Model(), use_spacy=False).analyze([text])[0]
+    assert [(text[f.start:f.end], f.type) for f in found] == [(text[9:], "STREET_ADDRESS")]
+
+
+def test_crf_case_copies_find_names_written_without_capitals():
+    from medai.modalities.text.ner import CRFTagger, with_case_copies
+
+    texts, spans = with_case_copies(["Anna Berg lives here.", "no capitals here."], [[(0, 9, "PERSON")], []])
+    assert texts == ["Anna Berg lives here.", "no capitals here.", "anna berg lives here."]
+    assert spans[2] == [(0, 9, "PERSON")]
+    names = ["Anna Berg", "Omar Haddad", "Lena Ruiz", "Ivan Petrov", "Mia Chen", "Paul Novak"]
+    train = [f"Yesterday {n} called the clinic about {m}." for n in names for m in ("pain", "a refill", "results")]
+    gold = [[(10, 10 + len(n), "PERSON")] for n in names for _ in range(3)]
+    test = "yesterday omar haddad called the clinic about results."
+    found = CRFTagger(case_copies=True).fit(train, gold).predict([test])[0]
+    assert [(s["text"], s["label"]) for s in found] == [("omar haddad", "PERSON")]
