@@ -205,9 +205,12 @@ def test_normalise_joins_numbers_suites_and_polish_prefixes_and_splits_listed_ad
     text = "at 17031 2202 Rissik St Apt. 050 Coalville"
     assert _normalised(text, [("17031", "STREET_ADDRESS"), ("2202 Rissik St Apt. 050 Coalville", "STREET_ADDRESS")]) \
         == [("17031 2202 Rissik St Apt. 050 Coalville", "STREET_ADDRESS")]
-    # a lone number before a plain street stays apart (a block number and a street can be two things)
+    # a lone number before a plain street with its own house number stays apart, or is cut off
     text = "at 9816 214 Pavlou Drandaki"
     assert len(_normalised(text, [("9816", "STREET_ADDRESS"), ("214 Pavlou Drandaki", "STREET_ADDRESS")])) == 2
+    assert _normalised("at 329 Arenales 9462", [("329 Arenales 9462", "STREET_ADDRESS")]) \
+        == [("329", "STREET_ADDRESS"), ("Arenales 9462", "STREET_ADDRESS")]
+    assert _normalised("at 12 Main St", [("12 Main St", "STREET_ADDRESS")]) == [("12 Main St", "STREET_ADDRESS")]
     text = "at 1610 ul. Zakrzowska 92 Apt. 399 and 731 ul. Mila 57"
     assert _normalised(text, [("1610 ul.", "STREET_ADDRESS"), ("Zakrzowska 92 Apt. 399", "PERSON"),
                               ("731", "STREET_ADDRESS"), ("Mila 57", "STREET_ADDRESS")]) \
@@ -231,10 +234,6 @@ def test_normalise_names_titles_and_firms():
             ("Hilding Carlsson", "PERSON")]
     # a name written without capitals keeps its words
     assert _normalised("ask frank freud", [("frank freud", "PERSON")]) == [("frank freud", "PERSON")]
-    text = "I work at hubbard, fox and gillespie and at Google and Apple"
-    assert _normalised(text, [("hubbard, fox", "ORGANIZATION"), ("gillespie", "ORGANIZATION"),
-                              ("Google", "ORGANIZATION"), ("Apple", "ORGANIZATION")]) \
-        == [("hubbard, fox and gillespie", "ORGANIZATION"), ("Google", "ORGANIZATION"), ("Apple", "ORGANIZATION")]
 
 
 def test_normalise_runs_in_the_detector():

@@ -173,19 +173,33 @@ ONE_LINE_TYPES = {"PERSON", "ORGANIZATION", "TITLE", "NRP"}
 
 def normalise(findings: list[Finding], text: str) -> list[Finding]:
     """Span boundaries made whole, on findings sorted by position (see :func:`_join_address`,
-    :func:`_join_street_prefix`, :func:`_join_firm` and :func:`_whole_name`); two addresses listed with ", and "
+    :func:`_join_street_prefix` and :func:`_whole_name`); two addresses listed with ", and "
     are two spans, and a name, organisation, title or nationality does not run over a line break (an address
     block does)."""
     out: list[Finding] = []
-    for f in _split_address_lists(_split_lines(findings, text), text):
+    pieces = [g for f in _split_address_lists(_split_lines(findings, text), text) for g in _split_number(f, text)]
+    for f in pieces:
         f = _whole_name(f, text)
-        while out and (_join_address(out[-1], f, text) or _join_street_prefix(out[-1], f, text)
-                       or _join_firm(out[-1], f, text)):
+        while out and (_join_address(out[-1], f, text) or _join_street_prefix(out[-1], f, text)):
             last = out.pop()
             f = Finding(last.start, max(last.end, f.end), last.type, max(last.score, f.score), last.source,
                         last.detail)
         out.append(f)
     return out
+
+
+def _split_number(f: Finding, text: str) -> list[Finding]:
+    """A one-line address that starts with a lone number before a street with its own house number ("9816 214
+    Pavlou Drandaki", "329 Arenales 9462") is a building or block number and the street: two spans - the
+    converse of the lone number that joins an address whose line goes on to a flat or a place
+    (:func:`_join_address`)."""
+    value = text[f.start:f.end]
+    m = re.match(r"(\d+) (?=\D)", value)
+    if f.type != "STREET_ADDRESS" or m is None or "\n" in value or "," in value or UNIT.search(value) \
+            or not re.search(r"\d", value[m.end():]):
+        return [f]
+    return [Finding(f.start, f.start + len(m.group(1)), f.type, f.score, f.source, f.detail),
+            Finding(f.start + m.end(), f.end, f.type, f.score, f.source, f.detail)]
 
 
 def _join_address(last: Finding, f: Finding, text: str) -> bool:
@@ -216,12 +230,6 @@ def _join_street_prefix(last: Finding, f: Finding, text: str) -> bool:
     if gap == " " and re.search(rf"(?:^|\s){STREET_PREFIX}$", text[last.start:last.end]):
         return True
     return f.type == "STREET_ADDRESS" and re.fullmatch(rf" {STREET_PREFIX} ", gap) is not None
-
-
-def _join_firm(last: Finding, f: Finding, text: str) -> bool:
-    """Whether ``last`` + ``f`` is one firm name of the form "Hubbard, Fox and Gillespie"."""
-    return last.type == f.type == "ORGANIZATION" and f.start >= last.end and "," in text[last.start:last.end] \
-        and re.fullmatch(r" (?:and|&) ", text[last.end:f.start]) is not None
 
 
 def _split_lines(findings: list[Finding], text: str) -> list[Finding]:
