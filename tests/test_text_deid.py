@@ -263,3 +263,18 @@ def test_crf_case_copies_find_names_written_without_capitals():
     test = "yesterday omar haddad called the clinic about results."
     found = CRFTagger(case_copies=True).fit(train, gold).predict([test])[0]
     assert [(s["text"], s["label"]) for s in found] == [("omar haddad", "PERSON")]
+
+
+def test_crf_case_copies_option_reaches_the_learner_and_is_saved():
+    from types import SimpleNamespace
+
+    from medai.modalities.text import TextModality, reading
+
+    modality, target = TextModality(), SimpleNamespace(kind=reading.ENTITY_TARGET)
+    options = SimpleNamespace(extra={"crf_case_copies": True}, seed=0, show_progress=False)
+    learner = modality.make_learner("crf", target, options, None, None)
+    assert learner.case_copies is True
+    learner.labels_, learner.model_bytes_ = ["PERSON"], b""
+    assert json.loads(modality.save_learner(learner)["text/crf.json"])["params"]["case_copies"] is True
+    plain = SimpleNamespace(extra={}, seed=0, show_progress=False)
+    assert modality.make_learner("crf", target, plain, None, None).case_copies is False
