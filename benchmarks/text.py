@@ -138,7 +138,7 @@ def deid_detections(texts, crf=None, spacy: bool = False, patterns: bool = True)
 
 
 def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "random folds"),
-              spacy_rows: bool = True, cache_dir: Path | None = None) -> dict:
+              spacy_rows: bool = True, cache_dir: Path | None = None, crf_params: dict | None = None) -> dict:
     texts, gold = load_pii()
     dev, heldout = pii_halves(len(texts), seed)
     rows = []
@@ -160,10 +160,15 @@ def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "ran
         add("peer: Presidio (offline, spaCy en_core_web_sm)", lambda: vanilla_presidio(texts, True))
         add("MedAI Safe Harbor detector (patterns + spaCy)", lambda: deid_detections(texts, spacy=True))
         add("MedAI Safe Harbor detector (patterns alone)", lambda: deid_detections(texts))
+    crf_params = dict(crf_params or {})
+    tag = "".join(f"-{k}={v}" for k, v in sorted(crf_params.items())).replace(" ", "")
+    setting = "".join(f", {k.replace('_', ' ')}" + ("" if v is True else f" {v}")
+                      for k, v in sorted(crf_params.items()))
     for protocol in protocols:
-        cache = None if cache_dir is None else cache_dir / f"crf-{protocol.replace(' ', '-')}-seed{seed}.json"
+        cache = None if cache_dir is None else cache_dir / f"crf-{protocol.replace(' ', '-')}-seed{seed}{tag}.json"
         start = time.perf_counter()
-        crf = oof_crf(texts, gold, seed, cache, protocol)
+        crf = oof_crf(texts, gold, seed, cache, protocol, crf_params)
+        protocol = protocol + setting
         record(f"MedAI CRF alone (5-fold CV, {protocol})",
                [[(s["start"], s["end"], s["label"]) for s in d] for d in crf], time.perf_counter() - start)
         for name, spacy in (("CRF + patterns", False), ("CRF + patterns + spaCy", True))[:2 if spacy_rows else 1]:
@@ -490,6 +495,8 @@ def main() -> None:
     parser.add_argument("--deid-crf-cache", type=Path, default=None,
                         help="deid: a folder where the CRF's out-of-fold spans are kept and reused (the CRF's "
                              "seconds are then those of reading them)")
+    parser.add_argument("--deid-crf-params", default='{"case_copies": true}',
+                        help="deid: the CRF's settings as JSON (CRFTagger keywords; {} for its defaults)")
     parser.add_argument("--skip-linking", action="store_true", help="ncbi: leave out the concept-linking scores")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
@@ -502,7 +509,8 @@ def main() -> None:
                 sys.exit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
             result = {"deid": lambda: part_deid(args.seed, not args.deid_no_peers,
                                                  [p.replace("-", " ") for p in args.deid_protocols.split(",")],
-                                                 not args.deid_no_spacy, args.deid_crf_cache),
+                                                 not args.deid_no_spacy, args.deid_crf_cache,
+                                                 json.loads(args.deid_crf_params)),
                       "meddocan": lambda: part_meddocan(args.seed, Path(tmp), ner, args.epochs),
                       "ncbi": lambda: part_ncbi(args.seed, Path(tmp), ner, args.epochs, not args.skip_linking),
                       "classify": lambda: part_classify(args.seed, learners, args.out, args.folds,
