@@ -210,6 +210,8 @@ def test_normalise_joins_numbers_suites_and_polish_prefixes_and_splits_listed_ad
     assert len(_normalised(text, [("9816", "STREET_ADDRESS"), ("214 Pavlou Drandaki", "STREET_ADDRESS")])) == 2
     assert _normalised("at 329 Arenales 9462", [("329 Arenales 9462", "STREET_ADDRESS")]) \
         == [("329", "STREET_ADDRESS"), ("Arenales 9462", "STREET_ADDRESS")]
+    assert _normalised("at 580 60 Balsham Road", [("580 60 Balsham Road", "STREET_ADDRESS")]) \
+        == [("580", "STREET_ADDRESS"), ("60 Balsham Road", "STREET_ADDRESS")]
     assert _normalised("at 12 Main St", [("12 Main St", "STREET_ADDRESS")]) == [("12 Main St", "STREET_ADDRESS")]
     text = "at 1610 ul. Zakrzowska 92 Apt. 399 and 731 ul. Mila 57"
     assert _normalised(text, [("1610 ul.", "STREET_ADDRESS"), ("Zakrzowska 92 Apt. 399", "PERSON"),
@@ -232,8 +234,9 @@ def test_normalise_names_titles_and_firms():
                               ("features Hilding Carlsson", "PERSON")]) \
         == [("labor relations director", "ORGANIZATION"), ("rosales-mcguire", "ORGANIZATION"),
             ("Hilding Carlsson", "PERSON")]
-    # a name written without capitals keeps its words
+    # a name written without capitals keeps its words, and so does one that starts with a particle
     assert _normalised("ask frank freud", [("frank freud", "PERSON")]) == [("frank freud", "PERSON")]
+    assert _normalised("ask van de Noort", [("van de Noort", "PERSON")]) == [("van de Noort", "PERSON")]
 
 
 def test_normalise_runs_in_the_detector():

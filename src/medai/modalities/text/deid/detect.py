@@ -168,6 +168,7 @@ UNIT = re.compile(r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Room)\b", re.IG
 NAME_SUFFIX = re.compile(r",? (?:Jr\.?|Sr\.?|II|III|IV|MD|M\.D\.|PhD|Ph\.D\.|DDS|DVM|RN|Esq\.?)(?!\w)")
 INITIAL_THEN_NAME = re.compile(r"\.\s?[A-Z][\w'-]+")
 STREET_PREFIX = r"(?:ul|al|pl|os|ulica|aleja|plac)\."  # Polish: "ul. Narewska 94", "al. Jana Pawla II 12"
+PARTICLES = r"(?:van|von|de|del|della|der|den|di|da|dos|du|la|le|ter|ten|bin|ibn|al|el|y)"  # "van de Noort"
 ONE_LINE_TYPES = {"PERSON", "ORGANIZATION", "TITLE", "NRP"}
 
 
@@ -194,9 +195,10 @@ def _split_number(f: Finding, text: str) -> list[Finding]:
     converse of the lone number that joins an address whose line goes on to a flat or a place
     (:func:`_join_address`)."""
     value = text[f.start:f.end]
-    m = re.match(r"(\d+) (?=\D)", value)
+    m = re.match(r"(\d+) (?=\S)", value)
+    rest = value[m.end():] if m else ""
     if f.type != "STREET_ADDRESS" or m is None or "\n" in value or "," in value or UNIT.search(value) \
-            or not re.search(r"\d", value[m.end():]):
+            or not re.search(r"\d", rest) or not re.search(r"[^\W\d_]{2}", rest):
         return [f]
     return [Finding(f.start, f.start + len(m.group(1)), f.type, f.score, f.source, f.detail),
             Finding(f.start + m.end(), f.end, f.type, f.score, f.source, f.detail)]
@@ -235,7 +237,7 @@ def _join_street_prefix(last: Finding, f: Finding, text: str) -> bool:
 def _split_lines(findings: list[Finding], text: str) -> list[Finding]:
     """Names, organisations, titles and nationalities cut at line breaks (each line its own span, blank
     lines dropped); a person's span also loses the lower-case words before its first capitalised word
-    ("features Hilding Carlsson") unless it has no capitals at all."""
+    ("features Hilding Carlsson") unless it has no capitals at all or they are name particles ("van de Noort")."""
     out = []
     for f in findings:
         if f.type not in ONE_LINE_TYPES:
@@ -247,7 +249,7 @@ def _split_lines(findings: list[Finding], text: str) -> list[Finding]:
             start = f.start + m.end()
         pieces.append((start, f.end))
         for a, b in pieces:
-            if f.type == "PERSON" and (m := re.match(r"(?:[a-z]\w*\s+)+(?=[A-Z])", text[a:b])):
+            if f.type == "PERSON" and (m := re.match(rf"(?:(?!{PARTICLES}\s)[a-z]\w*\s+)+(?=[A-Z])", text[a:b])):
                 a += m.end()
             if b > a:
                 out.append(Finding(a, b, f.type, f.score, f.source, f.detail))
