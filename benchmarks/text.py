@@ -8,6 +8,9 @@ Usage: python benchmarks/text.py [--parts deid,meddocan,ncbi,classify,onnx] [--o
   with spaCy's small English model. Ours: the Safe Harbor detector alone, and the ensemble with a CRF trained on
   the corpus itself out of fold - 5-fold CV with unseen sentence templates (GroupKFold by template_id) and with
   random folds (templates shared between folds, as the synthetic generator's own train/test splits share them).
+  Every row is also scored on two halves of the records (a fixed-seed random split, ``pii_halves``): the
+  development half, where misses were analysed, and the held-out half, only scored. ``--deid-crf-params`` sets
+  the CRF (default: ``{"case_copies": true}``); ``--deid-crf-cache DIR`` keeps its out-of-fold spans.
 - meddocan / ncbi: trained on the train split, scored on the development split (the official test splits are
   held back), strict span-level micro P/R/F1 with bootstrap CIs over documents.
 - classify: Medical Abstracts (only its official test split is public here): 5x2 repeated stratified CV
