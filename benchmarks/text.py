@@ -8,6 +8,9 @@ Usage: python benchmarks/text.py [--parts deid,meddocan,ncbi,classify,onnx] [--o
   with spaCy's small English model. Ours: the Safe Harbor detector alone, and the ensemble with a CRF trained on
   the corpus itself out of fold - 5-fold CV with unseen sentence templates (GroupKFold by template_id) and with
   random folds (templates shared between folds, as the synthetic generator's own train/test splits share them).
+  Every row is also scored on two halves of the records (a fixed-seed random split, ``pii_halves``): the
+  development half, where misses were analysed, and the held-out half, only scored. ``--deid-crf-params`` sets
+  the CRF (default: ``{"case_copies": true}``); ``--deid-crf-cache DIR`` keeps its out-of-fold spans.
 - meddocan / ncbi: trained on the train split, scored on the development split (the official test splits are
   held back), strict span-level micro P/R/F1 with bootstrap CIs over documents.
 - classify: Medical Abstracts (only its official test split is public here): 5x2 repeated stratified CV
@@ -87,50 +90,95 @@ class _Fixed:
         return self.spans
 
 
-def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "random folds"),
-              spacy_rows: bool = True) -> dict:
+def load_pii() -> tuple[list[str], list[list[tuple[int, int, str]]]]:
+    """The 1,500 texts of Presidio's synthetic PII set and their gold ``(start, end, type)`` spans."""
+    records = json.loads((DATA / "presidio_synthetic_pii/synth_dataset_v2.json").read_text())
+    return ([r["full_text"] for r in records],
+            [[(s["start_position"], s["end_position"], s["entity_type"]) for s in r["spans"]] for r in records])
+
+
+def pii_halves(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """A fixed-seed random split of the records into a development half (where the misses were analysed and the
+    recognizers changed) and a held-out half (only ever scored)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return sorted(order[: n // 2].tolist()), sorted(order[n // 2:].tolist())
+
+
+def oof_crf(texts, gold, seed: int = 0, cache: Path | None = None, protocol: str = "random folds",
+            params: dict | None = None):
+    """The CRF's spans for every record, each predicted by a CRF (``CRFTagger(**params)``) trained on the other
+    folds (5-fold CV: random folds, or unseen templates grouped by ``template_id``); kept in ``cache`` when given
+    and reused."""
     from sklearn.model_selection import GroupKFold, KFold
 
-    from medai.modalities.text.deid.detect import Detector
     from medai.modalities.text.ner import CRFTagger
 
-    records = json.loads((DATA / "presidio_synthetic_pii/synth_dataset_v2.json").read_text())
-    texts = [r["full_text"] for r in records]
-    gold = [[(s["start_position"], s["end_position"], s["entity_type"]) for s in r["spans"]] for r in records]
+    if cache is not None and cache.exists():
+        return json.loads(cache.read_text())
+    if protocol == "random folds":
+        splits = KFold(5, shuffle=True, random_state=seed).split(texts)
+    else:
+        groups = [r["template_id"] for r in json.loads((DATA / "presidio_synthetic_pii/synth_dataset_v2.json")
+                                                       .read_text())]
+        splits = GroupKFold(5).split(texts, groups=groups)
+    crf = [None] * len(texts)
+    for train, test in splits:
+        model = CRFTagger(**(params or {})).fit([texts[i] for i in train], [gold[i] for i in train])
+        for i, spans in zip(test, model.predict([texts[i] for i in test]), strict=True):
+            crf[i] = spans
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(crf))
+    return crf
+
+
+def deid_detections(texts, crf=None, spacy: bool = False, patterns: bool = True):
+    """``(start, end, type)`` per text found by the MedAI detector, with the CRF's out-of-fold spans when given."""
+    from medai.modalities.text.deid.detect import Detector
+
+    detector = Detector(model=None if crf is None else _Fixed(crf), use_spacy=spacy, use_patterns=patterns)
+    return [[(f.start, f.end, f.type) for f in doc] for doc in detector.analyze(texts)]
+
+
+def part_deid(seed: int, peers: bool = True, protocols=("unseen templates", "random folds"),
+              spacy_rows: bool = True, cache_dir: Path | None = None, crf_params: dict | None = None) -> dict:
+    texts, gold = load_pii()
+    dev, heldout = pii_halves(len(texts), seed)
     rows = []
+
+    def record(name, pred, seconds):
+        row = {"system": name, **pii_scores(gold, pred), "seconds": round(seconds, 1)}
+        for half, idx in (("dev", dev), ("heldout", heldout)):
+            row[half] = pii_scores([gold[i] for i in idx], [pred[i] for i in idx])
+        rows.append(row)
+        print(rows[-1], flush=True)
 
     def add(name, fn):
         start = time.perf_counter()
         pred = fn()
-        rows.append({"system": name, **pii_scores(gold, pred), "seconds": round(time.perf_counter() - start, 1)})
-        print(rows[-1], flush=True)
+        record(name, pred, time.perf_counter() - start)
 
     if peers:  # (no trained model in these rows)
         add("peer: Presidio (offline, pattern recognizers)", lambda: vanilla_presidio(texts, False))
         add("peer: Presidio (offline, spaCy en_core_web_sm)", lambda: vanilla_presidio(texts, True))
-        add("MedAI Safe Harbor detector (patterns + spaCy)",
-            lambda: [[(f.start, f.end, f.type) for f in doc] for doc in Detector().analyze(texts)])
-    groups = [r["template_id"] for r in records]
-    splitters = {"unseen templates": lambda: GroupKFold(5).split(texts, groups=groups),
-                 "random folds": lambda: KFold(5, shuffle=True, random_state=seed).split(texts)}
+        add("MedAI Safe Harbor detector (patterns + spaCy)", lambda: deid_detections(texts, spacy=True))
+        add("MedAI Safe Harbor detector (patterns alone)", lambda: deid_detections(texts))
+    crf_params = dict(crf_params or {})
+    tag = "".join(f"-{k}={v}" for k, v in sorted(crf_params.items())).replace(" ", "")
+    setting = "".join(f", {k.replace('_', ' ')}" + ("" if v is True else f" {v}")
+                      for k, v in sorted(crf_params.items()))
     for protocol in protocols:
-        splitter = splitters[protocol]()
-        crf = [None] * len(texts)
+        cache = None if cache_dir is None else cache_dir / f"crf-{protocol.replace(' ', '-')}-seed{seed}{tag}.json"
         start = time.perf_counter()
-        for train, test in splitter:
-            model = CRFTagger().fit([texts[i] for i in train], [gold[i] for i in train])
-            for i, spans in zip(test, model.predict([texts[i] for i in test]), strict=True):
-                crf[i] = spans
-        seconds = time.perf_counter() - start
-        rows.append({"system": f"MedAI CRF alone (5-fold CV, {protocol})",
-                     **pii_scores(gold, [[(s["start"], s["end"], s["label"]) for s in d] for d in crf]),
-                     "seconds": round(seconds, 1)})
-        print(rows[-1], flush=True)
+        crf = oof_crf(texts, gold, seed, cache, protocol, crf_params)
+        protocol = protocol + setting
+        record(f"MedAI CRF alone (5-fold CV, {protocol})",
+               [[(s["start"], s["end"], s["label"]) for s in d] for d in crf], time.perf_counter() - start)
         for name, spacy in (("CRF + patterns", False), ("CRF + patterns + spaCy", True))[:2 if spacy_rows else 1]:
             add(f"MedAI ensemble {name} (5-fold CV, {protocol})",
-                lambda crf=crf, spacy=spacy: [[(f.start, f.end, f.type) for f in doc] for doc in
-                                              Detector(model=_Fixed(crf), use_spacy=spacy).analyze(texts)])
-    return {"rows": rows, "n_records": len(texts)}
+                lambda crf=crf, spacy=spacy: deid_detections(texts, crf, spacy))
+    return {"rows": rows, "n_records": len(texts), "halves": {"seed": seed, "dev": len(dev),
+                                                              "heldout": len(heldout)}}
 
 
 # -- entity recognition -------------------------------------------------------------------------------------
@@ -376,11 +424,21 @@ def ci(entry) -> str:
 def tables(results: dict) -> str:
     lines = []
     if "deid" in results:
+        halves = results["deid"].get("halves")
         lines += ["Presidio synthetic PII (1,500 records; any-PII spans, char IoU >= 0.9). Target: recall >= 0.95 at "
-                  "precision >= 0.85.", "", "| system | recall | precision | F1 | spans predicted | seconds |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r['system']} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f1']:.3f} | {r['predicted']} "
-                  f"| {r['seconds']} |" for r in results["deid"]["rows"]]
+                  "precision >= 0.85."]
+        if halves:
+            lines += ["", f"Recall / precision on the development half ({halves['dev']} records, where the misses were "
+                      f"analysed), the held-out half ({halves['heldout']} records, only scored) - a random split "
+                      f"with seed {halves['seed']} - and all records."]
+        lines += ["", "| system | recall | precision | F1 | dev R / P | held-out R / P | spans predicted | seconds |",
+                  "|---|---|---|---|---|---|---|---|"]
+
+        def half(r, key):
+            return f"{r[key]['recall']:.3f} / {r[key]['precision']:.3f}" if key in r else "-"
+
+        lines += [f"| {r['system']} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f1']:.3f} | {half(r, 'dev')} | "
+                  f"{half(r, 'heldout')} | {r['predicted']} | {r['seconds']} |" for r in results["deid"]["rows"]]
         lines.append("")
     ner = [("meddocan", "MEDDOCAN dev (250 documents), strict span + type, micro", "F1 >= 0.95",
             "best published on the test split: F1 0.970 (MEDDOCAN 2019)"),
@@ -437,6 +495,11 @@ def main() -> None:
                         help="deid: leave out the ensemble rows with spaCy (the slowest)")
     parser.add_argument("--deid-protocols", default="unseen-templates,random-folds",
                         help="deid: the CRF's cross-validation protocols (unseen-templates, random-folds)")
+    parser.add_argument("--deid-crf-cache", type=Path, default=None,
+                        help="deid: a folder where the CRF's out-of-fold spans are kept and reused (the CRF's "
+                             "seconds are then those of reading them)")
+    parser.add_argument("--deid-crf-params", default='{"case_copies": true}',
+                        help="deid: the CRF's settings as JSON (CRFTagger keywords; {} for its defaults)")
     parser.add_argument("--skip-linking", action="store_true", help="ncbi: leave out the concept-linking scores")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
@@ -449,7 +512,8 @@ def main() -> None:
                 sys.exit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
             result = {"deid": lambda: part_deid(args.seed, not args.deid_no_peers,
                                                  [p.replace("-", " ") for p in args.deid_protocols.split(",")],
-                                                 not args.deid_no_spacy),
+                                                 not args.deid_no_spacy, args.deid_crf_cache,
+                                                 json.loads(args.deid_crf_params)),
                       "meddocan": lambda: part_meddocan(args.seed, Path(tmp), ner, args.epochs),
                       "ncbi": lambda: part_ncbi(args.seed, Path(tmp), ner, args.epochs, not args.skip_linking),
                       "classify": lambda: part_classify(args.seed, learners, args.out, args.folds,

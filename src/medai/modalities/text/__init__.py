@@ -43,6 +43,8 @@ class TextModality(Modality):
         CliOption("--max-length", "Text networks: tokens per chunk (longer documents are chunked).", int),
         CliOption("--crf-clusters", "Text entities, learner crf: k-means sizes of the MiniLM word-cluster features, "
                   "e.g. 64,512; none turns them off.", commands=("train",)),
+        CliOption("--crf-case-copies", "Text entities, learner crf: train on a lower-cased copy of every document "
+                  "too (names and places written without capitals).", is_flag=True, commands=("train",)),
     )
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -100,7 +102,9 @@ class TextModality(Modality):
             from medai.modalities.text.ner import CRFTagger
 
             clusters = extra.get("crf_clusters")
-            return CRFTagger() if clusters is None else CRFTagger(clusters=cluster_sizes(clusters))
+            settings = {"case_copies": True} if extra.get("crf_case_copies") else {}
+            return CRFTagger(**settings) if clusters is None else CRFTagger(clusters=cluster_sizes(clusters),
+                                                                             **settings)
         if name == "tfidf":
             from medai.modalities.text.classify import TfidfClassifier
 

@@ -44,6 +44,8 @@ class EntityTagger(BaseEstimator):
 
     def fit(self, X, y, X_val=None, y_val=None):
         texts, spans = list(X), [list(s) for s in y]
+        if getattr(self, "case_copies", False):
+            texts, spans = with_case_copies(texts, spans)
         sequences, notes = self._sequences(texts, spans)
         self.alignment_notes_ = sum(len(n) for n in notes)
         labels = sorted({s[2] for doc in spans for s in doc})
@@ -71,6 +73,19 @@ class EntityTagger(BaseEstimator):
 
     def _predict_sequences(self, sequences) -> list[list[str]]:
         raise NotImplementedError
+
+
+def with_case_copies(texts: list[str], spans: list[list]) -> tuple[list[str], list[list]]:
+    """The documents and, after them, a lower-cased copy of every document that has capitals (same spans; a
+    document whose length lower-casing would change is not copied): names and places typed without capitals
+    ("patricia desrosiers", "kiel") are then tagged by their words and context, not only by their shape."""
+    out_texts, out_spans = list(texts), list(spans)
+    for text, doc in zip(texts, spans, strict=True):
+        lower = text.lower()
+        if lower != text and len(lower) == len(text):
+            out_texts.append(lower)
+            out_spans.append(list(doc))
+    return out_texts, out_spans
 
 
 def _token_ranges(tokens: list[Token], spans) -> list[tuple[int, int]]:
@@ -291,11 +306,13 @@ class CRFTagger(EntityTagger):
     ``LAYOUT_SHARE`` of the training documents have three lines or more - forms, letters, address blocks - and not
     for one-paragraph texts such as title + abstract); ``scheme`` ``bioes`` trains on BIOES tags instead of BIO;
     ``clusters`` (k-means sizes, e.g. ``(64, 512)``) adds the cluster ids of each token's MiniLM contextual vector
-    and of its neighbours (:mod:`medai.modalities.text.token_clusters`), centroids fitted on the training tokens."""
+    and of its neighbours (:mod:`medai.modalities.text.token_clusters`), centroids fitted on the training tokens;
+    ``case_copies`` trains on a lower-cased copy of every document besides the document (:func:`with_case_copies`)."""
 
     def __init__(self, c1: float = 0.05, c2: float = 0.01, max_iterations: int = 150, window: int = 2,
                  min_freq: int = 1, lexicon: bool = False, lexicon_folds: int = 5, propagate: bool = True,
-                 scheme: str = "bio", layout: bool | str = "auto", clusters: tuple = (), verbose: bool = False):
+                 scheme: str = "bio", layout: bool | str = "auto", clusters: tuple = (), case_copies: bool = False,
+                 verbose: bool = False):
         self.c1 = c1
         self.c2 = c2
         self.max_iterations = max_iterations
@@ -307,6 +324,7 @@ class CRFTagger(EntityTagger):
         self.scheme = scheme
         self.layout = layout
         self.clusters = clusters
+        self.case_copies = case_copies
         self.verbose = verbose
 
     def _fit_sequences(self, sequences, val) -> None:

@@ -15,6 +15,7 @@ import functools
 import importlib.util
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,7 @@ class Detector:
                 for s in spans:
                     found[i].append(Finding(s["start"], s["end"], MODEL_TYPES.get(s["label"], s["label"]), 1.0,
                                             "model", s["label"]))
-        return [resolve([f for f in doc if self.entities is None or f.type in self.entities], text)
+        return [normalise(resolve([f for f in doc if self.entities is None or f.type in self.entities], text), text)
                 for doc, text in zip(found, texts, strict=True)]
 
 
@@ -160,6 +161,131 @@ def resolve(findings: list[Finding], text: str = "") -> list[Finding]:
             kept.append(Finding(start, end, f.type, max(f.score, *(k.score for k in clash)), clash[0].source,
                                 clash[0].detail))
     return sorted(kept, key=lambda f: f.start)
+
+
+ADDRESS_PARTS = {"LOCATION", "GPE", "ZIP_CODE", "STREET_ADDRESS"}
+UNIT = re.compile(r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Room)\b", re.IGNORECASE)
+NAME_SUFFIX = re.compile(r",? (?:Jr\.?|Sr\.?|II|III|IV|MD|M\.D\.|PhD|Ph\.D\.|DDS|DVM|RN|Esq\.?)(?!\w)")
+INITIAL_THEN_NAME = re.compile(r"\.\s?[A-Z][\w'-]+")
+STREET_PREFIX = r"(?:ul|al|pl|os|ulica|aleja|plac)\."  # Polish: "ul. Narewska 94", "al. Jana Pawla II 12"
+PARTICLES = r"(?:van|von|de|del|della|der|den|di|da|dos|du|la|le|ter|ten|bin|ibn|al|el|y)"  # "van de Noort"
+ONE_LINE_TYPES = {"PERSON", "ORGANIZATION", "TITLE", "NRP"}
+
+
+def normalise(findings: list[Finding], text: str) -> list[Finding]:
+    """Span boundaries made whole, on findings sorted by position (see :func:`_join_address`,
+    :func:`_join_street_prefix` and :func:`_whole_name`); two addresses listed with ", and "
+    are two spans, and a name, organisation, title or nationality does not run over a line break (an address
+    block does)."""
+    out: list[Finding] = []
+    pieces = [g for f in _split_address_lists(_split_lines(findings, text), text) for g in _split_number(f, text)]
+    for f in pieces:
+        f = _whole_name(f, text)
+        while out and (_join_address(out[-1], f, text) or _join_street_prefix(out[-1], f, text)):
+            last = out.pop()
+            f = Finding(last.start, max(last.end, f.end), last.type, max(last.score, f.score), last.source,
+                        last.detail)
+        out.append(f)
+    return out
+
+
+def _split_number(f: Finding, text: str) -> list[Finding]:
+    """A one-line address that starts with a lone number before a street with its own house number ("9816 214
+    Pavlou Drandaki", "329 Arenales 9462") is a building or block number and the street: two spans - the
+    converse of the lone number that joins an address whose line goes on to a flat or a place
+    (:func:`_join_address`)."""
+    value = text[f.start:f.end]
+    m = re.match(r"(\d+) (?=\S)", value)
+    rest = value[m.end():] if m else ""
+    if f.type != "STREET_ADDRESS" or m is None or "\n" in value or "," in value or UNIT.search(value) \
+            or not re.search(r"\d", rest) or not re.search(r"[^\W\d_]{2}", rest):
+        return [f]
+    return [Finding(f.start, f.start + len(m.group(1)), f.type, f.score, f.source, f.detail),
+            Finding(f.start + m.end(), f.end, f.type, f.score, f.source, f.detail)]
+
+
+def _join_address(last: Finding, f: Finding, text: str) -> bool:
+    """Whether ``f`` continues the address ``last``: a flat or suite after a house number written with a period
+    ("Rakoczi ut 13. Suite 104", the Hungarian way); places and postal codes after an address block that already
+    has several parts (a comma or a line break inside it: "971 Kesk 53\n Suite 343" + "\n Parnu\n Estonia
+    36903"), with only commas, blanks and at most one line break between; a lone number right before an address
+    whose first line has a comma or a flat ("17031" + "2202 Rissik St Apt. 050 Coalville")."""
+    if last.type != "STREET_ADDRESS" or f.type not in ADDRESS_PARTS or f.start < last.end:
+        return False
+    gap, value = text[last.end:f.start], text[f.start:f.end]
+    before = text[last.start:last.end]
+    if f.type == "STREET_ADDRESS" and UNIT.match(value) and gap == ". " and before[-1:].isdigit():
+        return True
+    first_line = value.split("\n")[0]
+    if re.fullmatch(r"\d+", before) and gap == " " and f.type == "STREET_ADDRESS" \
+            and ("," in first_line or UNIT.search(first_line)):
+        return True
+    return _multi_part(before) and len(gap) <= 4 and gap.count("\n") <= 1 and all(c in " ,\n\t" for c in gap)
+
+
+def _join_street_prefix(last: Finding, f: Finding, text: str) -> bool:
+    """Whether ``last``, an address that ends in a Polish street prefix ("1610 ul.") or stands before one
+    ("731" + " ul. " + "Mila 57"), goes on in ``f`` on the same line (whatever type ``f`` was given)."""
+    if last.type != "STREET_ADDRESS" or f.start < last.end or f.type not in ADDRESS_PARTS | {"PERSON", "ORGANIZATION"}:
+        return False
+    gap = text[last.end:f.start]
+    if gap == " " and re.search(rf"(?:^|\s){STREET_PREFIX}$", text[last.start:last.end]):
+        return True
+    return f.type == "STREET_ADDRESS" and re.fullmatch(rf" {STREET_PREFIX} ", gap) is not None
+
+
+def _split_lines(findings: list[Finding], text: str) -> list[Finding]:
+    """Names, organisations, titles and nationalities cut at line breaks (each line its own span, blank
+    lines dropped); a person's span also loses the lower-case words before its first capitalised word
+    ("features Hilding Carlsson") unless it has no capitals at all or they are name particles ("van de Noort")."""
+    out = []
+    for f in findings:
+        if f.type not in ONE_LINE_TYPES:
+            out.append(f)
+            continue
+        pieces, start = [], f.start
+        for m in re.finditer(r"\s*\n\s*", text[f.start:f.end]):
+            pieces.append((start, f.start + m.start()))
+            start = f.start + m.end()
+        pieces.append((start, f.end))
+        for a, b in pieces:
+            if f.type == "PERSON" and (m := re.match(rf"(?:(?!{PARTICLES}\s)[a-z]\w*\s+)+(?=[A-Z])", text[a:b])):
+                a += m.end()
+            if b > a:
+                out.append(Finding(a, b, f.type, f.score, f.source, f.detail))
+    return out
+
+
+def _multi_part(value: str) -> bool:
+    return "\n" in value or "," in value
+
+
+def _split_address_lists(findings: list[Finding], text: str) -> list[Finding]:
+    out = []
+    for f in findings:
+        if f.type != "STREET_ADDRESS":
+            out.append(f)
+            continue
+        start = f.start
+        for m in re.finditer(r",\s+and\s+", text[f.start:f.end]):
+            out.append(Finding(start, f.start + m.start(), f.type, f.score, f.source, f.detail))
+            start = f.start + m.end()
+        out.append(Finding(start, f.end, f.type, f.score, f.source, f.detail))
+    return out
+
+
+def _whole_name(f: Finding, text: str) -> Finding:
+    """A person's name with its suffix ("Kevin Veitonen II", "Giovanna Rodrigues MD") and, when it stops at a
+    middle initial, with the surname after it ("Margaret S" -> "Margaret S. Stouffer")."""
+    if f.type != "PERSON":
+        return f
+    end = f.end
+    value = text[f.start:end]
+    if re.search(r"(?:^|\s)[A-Z]$", value) and (m := INITIAL_THEN_NAME.match(text, end)):
+        end = m.end()
+    if m := NAME_SUFFIX.match(text, end):
+        end = m.end()
+    return f if end == f.end else Finding(f.start, end, f.type, f.score, f.source, f.detail)
 
 
 def _covered(f: Finding, others: list[Finding], text: str) -> bool:
