@@ -122,6 +122,16 @@ def _build(architecture: str, V: int, hidden: int, n_out: int, steps: int):
     raise MedAIError(f"unknown network {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
+def validation_score(proba: np.ndarray, y: np.ndarray, binary: bool) -> float:
+    """What early stopping keeps the best weights by: AUROC for a binary target whose validation records hold
+    both classes, else the mean log-likelihood of the true class."""
+    if binary and len(np.unique(y)) == 2:
+        from medai.evaluation.metrics import auroc
+
+        return float(auroc(y, proba[:, 1]))
+    return float(np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-7, 1))))
+
+
 class BestWeights:
     """Early stopping on a validation score (higher is better): keeps a copy of the weights of the best epoch and
     says when ``patience`` epochs in a row brought no improvement of more than 1e-4."""
@@ -256,12 +266,7 @@ class SequenceNetwork(BaseEstimator):
         return FINAL_WEIGHT * final + STEP_WEIGHT * every
 
     def _validation_score(self, g, y) -> float:
-        proba = self._proba(g)
-        if self.n_classes == 2 and len(np.unique(y)) == 2:
-            from medai.evaluation.metrics import auroc
-
-            return float(auroc(y, proba[:, 1]))
-        return float(np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-7, 1))))
+        return validation_score(self._proba(g), y, binary=self.n_classes == 2)
 
     # -- predicting -------------------------------------------------------------------------------------------
     def _proba(self, g) -> np.ndarray:

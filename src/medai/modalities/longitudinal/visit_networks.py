@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 
 from medai.errors import MedAIError
 from medai.modalities.longitudinal.histories import VisitHistories
-from medai.modalities.longitudinal.networks import BestWeights
+from medai.modalities.longitudinal.networks import BestWeights, validation_score
 from medai.modalities.longitudinal.visit_learners import check_histories, check_kind
 
 WEIGHTS, CONFIG = "visit_network.safetensors", "visit_network.json"
@@ -167,9 +167,7 @@ class VisitNetwork(BaseEstimator):
             values = [auroc(y[m, j].astype(int), proba[m, j]) for j in range(y.shape[1])
                       for m in [~np.isnan(y[:, j])] if len(np.unique(y[m, j])) == 2]
             return float(np.mean(values)) if values else -float(np.nanmean((proba - np.nan_to_num(y)) ** 2))
-        if self.kind == "binary" and len(np.unique(y)) == 2:
-            return float(auroc(y, proba[:, 1]))
-        return float(np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-7, 1))))
+        return validation_score(proba, y, binary=self.kind == "binary")
 
     # -- predicting -------------------------------------------------------------------------------------------
     def _proba(self, encoded) -> np.ndarray:

@@ -101,10 +101,10 @@ class TextModality(Modality):
         if name == "crf":
             from medai.modalities.text.ner import CRFTagger
 
-            clusters = extra.get("crf_clusters")
             settings = {"case_copies": True} if extra.get("crf_case_copies") else {}
-            return CRFTagger(**settings) if clusters is None else CRFTagger(clusters=cluster_sizes(clusters),
-                                                                             **settings)
+            if extra.get("crf_clusters") is not None:
+                settings["clusters"] = cluster_sizes(extra["crf_clusters"])
+            return CRFTagger(**settings)
         if name == "tfidf":
             from medai.modalities.text.classify import TfidfClassifier
 
