@@ -48,7 +48,8 @@ class Client:
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
-    async def post(self, request: bytes) -> int:
+    async def post(self, request: bytes) -> tuple[int, bool]:
+        """The answer's status, and whether it is a 429 of the worker's in-flight limit (not the key's rate)."""
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -56,9 +57,8 @@ class Client:
         for line in head.split(b"\r\n"):
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
-        if length:
-            await self.reader.readexactly(length)
-        return status
+        body = await self.reader.readexactly(length) if length else b""
+        return status, status == 429 and b"at capacity" in body
 
     def close(self) -> None:
         if self.writer is not None:
@@ -81,6 +81,7 @@ async def drive(port: int, key: str, template: str, connections: int, seconds: f
     statuses: dict[int, int] = {}
     answered: list[tuple[int, str]] = []
     errors = {"connection": 0}
+    shed = [0]
     stop = time.perf_counter() + seconds
     counter = [0]
 
@@ -101,12 +102,13 @@ async def drive(port: int, key: str, template: str, connections: int, seconds: f
                 body = template.replace(PLACEHOLDER, f"10.{value}", 1)
                 sent = time.perf_counter()
                 try:
-                    status = await client.post(build(key, body, port))
+                    status, overloaded = await client.post(build(key, body, port))
                 except (OSError, asyncio.IncompleteReadError):
                     errors["connection"] += 1
                     return
                 latencies.append(time.perf_counter() - sent)
                 statuses[status] = statuses.get(status, 0) + 1
+                shed[0] += overloaded
                 if keep:
                     answered.append((status, hashlib.sha256(body.encode()).hexdigest()))
                 due = max(due + interval, time.perf_counter()) if interval else 0.0
@@ -123,6 +125,7 @@ async def drive(port: int, key: str, template: str, connections: int, seconds: f
         "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
         "statuses": dict(sorted(statuses.items())),
+        "shed_429": shed[0],  # of the 429s, those of the in-flight limit (the rest: the key's rate limit)
         "connection_errors": errors["connection"],
         "answered": answered,
     }
@@ -179,8 +182,10 @@ def table(report: dict) -> str:
     capacity = report["capacity"]
     lines = [f"Capacity, 1 worker, 8 connections, no rate limit: {capacity['rps']:.0f} req/s (p99 "
              f"{capacity['p99_ms']:.1f} ms). Then 24 connections offering twice that for {report['duration_s']:.0f} s, "
-             "the per-key rate limit set to the capacity:", "",
-             "| workers | answered req/s | 200 / 429 | other errors | p50 ms | p99 ms (goal <= 50) | RSS growth after "
+             "the per-key rate limit set to the capacity, each worker shedding what it cannot start at once (its "
+             "in-flight limit, MEDAI_MAX_IN_FLIGHT, default 4 per core):", "",
+             "| workers | answered req/s | 200 / 429 (of them shed: in-flight limit) | other errors | p50 ms | "
+             "p99 ms (goal <= 50) | RSS growth after "
              "warm-up (goal < 10%) | audit chain | answered without a row | load avg at the end (1/5/15 min) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(k for k in report if k.startswith("workers_")):
@@ -188,7 +193,8 @@ def table(report: dict) -> str:
         audit = r.get("audit")
         growth = "n/a" if r["rss_growth"] is None else f"{100 * r['rss_growth']:.1f}%"
         lines.append(f"| {r['workers']} | {r['rps']:.0f} | {r['statuses'].get('200', r['statuses'].get(200, 0)):,} / "
-                     f"{r['statuses'].get('429', r['statuses'].get(429, 0)):,} | {r['errors_other_than_429']} | "
+                     f"{r['statuses'].get('429', r['statuses'].get(429, 0)):,} ({r.get('shed_429', 0):,}) | "
+                     f"{r['errors_other_than_429']} | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {growth} | "
                      + (f"{'verifies' if audit['chain_ok'] else 'BROKEN'} ({audit['rows_checked']:,} rows) | "
                         f"{audit['answered_200_without_row']} |" if audit else "not checked | |")
@@ -204,8 +210,11 @@ def main() -> int:
     parser.add_argument("--no-monitoring", action="store_true",
                         help="diagnosis: serve with MEDAI_MONITORING=0 (no drift/performance recorder); the "
                              "README table is left alone")
+    parser.add_argument("--max-in-flight", type=int, default=None,
+                        help="MEDAI_MAX_IN_FLIGHT for the overload runs (default: the service's own default; 0 turns "
+                             "the shedding off); the README table is left alone when set")
     args = parser.parse_args()
-    report: dict = {"duration_s": args.duration}
+    report: dict = {"duration_s": args.duration, "max_in_flight": args.max_in_flight}
     ok = True
     template = json.dumps({"records": [dict(wdbc_rows(1)[0], **{"mean radius": float(PLACEHOLDER)})]})
     with tempfile.TemporaryDirectory(prefix="medai-load-") as tmp:
@@ -238,6 +247,8 @@ def main() -> int:
                       flush=True)
             limit = max(1, int(capacity))
             server_env = dict(env, MEDAI_RATE_LIMIT=str(limit), MEDAI_RATE_WINDOW_S="1")
+            if args.max_in_flight is not None:
+                server_env["MEDAI_MAX_IN_FLIGHT"] = str(args.max_in_flight)
             if workers > 1:  # several workers share one limit through Redis
                 server_env["MEDAI_REDIS_URL"] = os.environ.get("MEDAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
             server = Server(home, workers=workers, env=server_env).wait_up()
@@ -258,7 +269,8 @@ def main() -> int:
             growth = result["rss_growth"]
             print(
                 f"{workers} worker(s), 24 connections, offered {2 * capacity:.0f} req/s for {args.duration:.0f} s: "
-                f"answered {result['rps']:.0f} req/s {result['statuses']}, p50 {result['p50_ms']:.1f} ms, "
+                f"answered {result['rps']:.0f} req/s {result['statuses']} ({result['shed_429']} of the 429 from "
+                f"the in-flight limit), p50 {result['p50_ms']:.1f} ms, "
                 f"p99 {result['p99_ms']:.1f} ms, other errors {result['errors_other_than_429']}, RSS "
                 f"{result['rss_mb'][0][1]:.0f} -> {result['rss_mb'][-1][1]:.0f} MB "
                 f"(growth after warm-up {'n/a' if growth is None else f'{100 * growth:.1f}%'})"
@@ -276,7 +288,7 @@ def main() -> int:
     (out / ("load-no-monitoring.json" if args.no_monitoring else "load.json")).write_text(json.dumps(report, indent=2))
     from readme_table import update_readme
 
-    if not args.no_monitoring:
+    if not args.no_monitoring and args.max_in_flight is None:
         update_readme("load", table(report))
     print("goals met" if ok else "GOALS MISSED")
     return 0 if ok else 1

@@ -169,3 +169,56 @@ def test_rate_limit_shared_through_redis(wdbc_artifact, redis_url, redis_prefix,
             http1.get("/v1/models", headers=headers).status_code,
         ]
         assert codes == [200, 200, 429]
+
+
+def test_a_worker_over_its_in_flight_limit_sheds_with_429_audited_and_uncharged(wdbc_artifact):
+    """Under overload a worker refuses at once what it cannot start (429, Retry-After 1, an audit row saying
+    why) and the refusal does not use the key's rate budget; under the limit the same request is answered."""
+    from test_service_support import start_service
+
+    from medai.serving.app import Settings
+
+    http, app = start_service(Settings(rate_limit=1, rate_window_s=60, max_in_flight=2, job_worker=False),
+                              register=wdbc_artifact)
+    with http:
+        state = app.state.medai
+        _, key = state.keys.create("busy", "viewer")
+        headers = {"Authorization": f"Bearer {key}"}
+        state.in_flight = 2  # two requests already in progress on this worker
+        shed = http.get("/v1/models", headers=headers)
+        assert shed.status_code == 429 and shed.headers["retry-after"] == "1"
+        assert "at capacity" in shed.json()["detail"] and "limit 2" in shed.json()["detail"]
+        assert state.in_flight == 2  # the shed request was counted while it ran, and only then
+        state.in_flight = 1
+        assert http.get("/v1/models", headers=headers).status_code == 200  # 2 in flight with it: within the limit
+        assert http.get("/v1/models", headers=headers).status_code == 429  # now the key's own limit of 1
+        assert "rate limit exceeded" in http.get("/v1/models", headers=headers).json()["detail"]
+        assert http.get("/health").status_code == 200  # never shed
+        state.audit_sink.flush(timeout=10)
+        rows = [r for r in state.audit.export() if r["status_code"] == 429]
+        assert rows and rows[0]["outcome"] == "denied"
+        assert (rows[0].get("detail") or {}).get("reason") == "overloaded"
+
+
+def test_in_flight_count_returns_to_zero_whatever_the_answer(service):
+    http, keys, state = service.http, service.keys, service.app.state.medai
+    assert state.settings.max_in_flight >= 4  # the default: four per core
+    for path, headers in [("/v1/models", {"Authorization": f"Bearer {keys['viewer']}"}),  # 200
+                          ("/v1/models", {}),  # 401
+                          ("/v1/admin/keys", {"Authorization": f"Bearer {keys['viewer']}"}),  # 403
+                          ("/v1/no/such/route", {"Authorization": f"Bearer {keys['viewer']}"})]:  # 404
+        http.get(path, headers=headers)
+        assert state.in_flight == 0
+
+
+def test_no_in_flight_limit_when_set_to_zero(wdbc_artifact):
+    from test_service_support import start_service
+
+    from medai.serving.app import Settings
+
+    http, app = start_service(Settings(rate_limit=100, max_in_flight=0, job_worker=False), register=wdbc_artifact)
+    with http:
+        state = app.state.medai
+        _, key = state.keys.create("calm", "viewer")
+        state.in_flight = 10_000
+        assert http.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200

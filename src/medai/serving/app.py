@@ -73,6 +73,9 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: _env_int("MEDAI_MAX_BODY_BYTES", 32 * 1024 * 1024))
     rate_limit: int = field(default_factory=lambda: _env_int("MEDAI_RATE_LIMIT", 1200))
     rate_window_s: float = field(default_factory=lambda: _env_float("MEDAI_RATE_WINDOW_S", 60.0))
+    # requests a worker process works on at once before it sheds more with 429 (0: no limit); more than a few per
+    # core only adds queueing delay, so under overload the excess is refused at once instead of answered late
+    max_in_flight: int = field(default_factory=lambda: _env_int("MEDAI_MAX_IN_FLIGHT", 4 * (os.cpu_count() or 1)))
     predict_timeout_s: float = field(default_factory=lambda: _env_float("MEDAI_PREDICT_TIMEOUT_S", 60.0))
     # decoded-size limits checked from each file's header before decoding (issue 9, finding 1)
     max_image_pixels: int = field(default_factory=lambda: _env_int("MEDAI_MAX_IMAGE_PIXELS", 64_000_000))
@@ -148,6 +151,7 @@ class ServiceState:
         self.audit_writer = BackgroundAuditWriter(self.audit)
         self.audit_sink = self.audit_writer  # rows are committed before each response (group commit)
         self.limiter = RateLimiter.from_url(settings.redis_url, settings.rate_limit, settings.rate_window_s)
+        self.in_flight = 0  # /v1 requests this process is working on (counted on the event loop by AuthMiddleware)
         self.auth_failures = (
             RateLimiter.from_url(
                 settings.redis_url,

@@ -9,8 +9,10 @@ never a 422), and for unknown paths under ``/v1`` too (no route enumeration with
 2. reads ``Authorization: Bearer <key>`` and verifies the key (:class:`medai.serving.keys.KeyStore`;
    401 for a missing/malformed/unknown/wrong/revoked/expired key),
 3. checks the key's role grants the permission (403),
-4. counts the request against the key's rate limit (429 with ``Retry-After``),
-5. fills the request's audit box (key id, role, action, route), which :class:`AuditMiddleware` writes
+4. sheds the request when this worker already works on ``max_in_flight`` others (429, ``Retry-After: 1``; the
+   key's budget is not charged), so that under overload the excess is refused at once, not answered late,
+5. counts the request against the key's rate limit (429 with ``Retry-After``),
+6. fills the request's audit box (key id, role, action, route), which :class:`AuditMiddleware` writes
    as one audit row — with the final status code — and commits *before* the response starts: no request
    is answered before its audit row is durable (concurrent requests share one commit).
 
@@ -44,6 +46,7 @@ __all__ = [
     "AUDIT_SCOPE_KEY",
     "AuditMiddleware",
     "AuthMiddleware",
+    "Overloaded",
     "RateLimited",
     "TooManyFailures",
     "audit_box",
@@ -69,6 +72,17 @@ class TooManyFailures(RateLimited):
             self, f"too many failed authentications from this address; retry after {retry_after_s:.1f} s"
         )
         self.retry_after_s = retry_after_s
+
+
+class Overloaded(RateLimited):
+    """This worker already works on its limit of requests (HTTP 429, before the key's rate limit is counted)."""
+
+    def __init__(self, in_flight: int, limit: int) -> None:
+        Exception.__init__(
+            self, f"the service is at capacity ({in_flight} requests in progress on this worker, limit {limit}); "
+                  "retry after 1 s"
+        )
+        self.retry_after_s = 1.0
 
 
 def audit_box(request: Request) -> dict[str, Any]:
@@ -153,12 +167,22 @@ async def authorize(request: Request, permission: str) -> KeyRecord:
     record = await authenticate(request)
     record.require(permission)  # PermissionDeniedError -> 403
     if not granted:  # one rate-limit hit per request, whatever it needs
+        shed_when_overloaded(request)
         verdict = request.app.state.medai.limiter.hit(record.key_id)
         if not verdict.allowed:
             raise RateLimited(record.key_id, verdict.retry_after_s)
     request.scope["medai.principal"] = record
     granted.add(permission)
     return record
+
+
+def shed_when_overloaded(request: Request) -> None:
+    """:class:`Overloaded` when this worker works on more than ``max_in_flight`` requests, this one included."""
+    state = request.app.state.medai
+    limit = state.settings.max_in_flight
+    if limit > 0 and state.in_flight > limit:
+        audit_box(request)["detail"] = {"reason": "overloaded", "in_flight": state.in_flight, "limit": limit}
+        raise Overloaded(state.in_flight, limit)
 
 
 def require(permission: str):
@@ -247,6 +271,15 @@ class AuthMiddleware:
             self._table = _RouteTable(scope["app"])
         template, name, permission = self._table.match(scope["path"], scope["method"])
         request = Request(scope, receive)
+        service = request.app.state.medai
+        service.in_flight += 1
+        try:
+            await self._admit(scope, receive, send, request, template, name, permission)
+        finally:
+            service.in_flight -= 1
+
+    async def _admit(self, scope: Scope, receive: Receive, send: Send, request: Request, template: str | None,
+                     name: str | None, permission: str | None) -> None:
         box = audit_box(request)
         box["route"] = template or "(no such route)"
         box["action"] = name or ("unknown_route" if template is None else "method_not_allowed")
