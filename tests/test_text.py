@@ -29,6 +29,16 @@ def test_tokens_keep_offsets_and_bio_round_trips():
     assert repair_bio(["O", "I-X", "I-X", "I-Y"]) == (["O", "B-X", "I-X", "B-Y"], 2)
 
 
+def test_segments_do_not_break_after_a_short_capitalised_abbreviation():
+    from medai.modalities.text.tokens import segments
+
+    text = "Vive en Avda. Gaspar Aguilar, 90. Ctra. Madrid 12. El paciente vino. UCI. Tras el alta."
+    tokens = tokenize(text)
+    pieces = [text[tokens[a].start:tokens[b - 1].end] for a, b in segments(tokens, text, 150)]
+    assert pieces == ["Vive en Avda. Gaspar Aguilar, 90.", "Ctra. Madrid 12.", "El paciente vino.", "UCI.",
+                      "Tras el alta."]
+
+
 def test_strict_span_scores_equal_seqeval():
     from seqeval.metrics import f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2

@@ -30,7 +30,8 @@ def tokenize(text: str) -> list[Token]:
 
 def segments(tokens: list[Token], text: str, max_len: int = 200, keep_together=()) -> list[tuple[int, int]]:
     """Token ranges ``[a, b)`` of sentence-like segments: a break at a blank line, after a sentence end followed
-    by a line break or an upper-case letter, and after every ``max_len`` tokens (a single line break is no
+    by a line break or an upper-case letter (not after a single letter, a known abbreviation or a short capitalised
+    word such as "Avda."), and after every ``max_len`` tokens (a single line break is no
     boundary: addresses span lines). ``keep_together`` lists ``(first, last)``
     token ranges (gold spans) that no break may cut."""
     protected = set()
@@ -44,7 +45,8 @@ def segments(tokens: list[Token], text: str, max_len: int = 200, keep_together=(
         nxt = tokens[i + 1]
         gap = text[token.end:nxt.start]
         before = tokens[i - 1].text if i else ""
-        abbreviation = token.text == "." and (len(before) == 1 or before.lower() in ABBREVIATIONS)
+        abbreviation = token.text == "." and (len(before) == 1 or before.lower() in ABBREVIATIONS
+                                              or _short_title(before))
         boundary = gap.count("\n") >= 2 or (token.text in SENTENCE_END and not abbreviation and (
             "\n" in gap or (gap and nxt.text[:1].isupper())))
         if (boundary or i + 1 - start >= max_len) and i not in protected:
@@ -53,6 +55,13 @@ def segments(tokens: list[Token], text: str, max_len: int = 200, keep_together=(
     if tokens:
         out.append((start, len(tokens)))
     return out
+
+
+def _short_title(word: str) -> bool:
+    """A capitalised word of two to four letters ("Avda", "Ctra", "Gral", "Av", "Pza"): before a period it is
+    far more often an abbreviation inside a name or an address than the last word of a sentence, and a missed
+    sentence end only makes a segment longer, while a false one cuts a mention in two."""
+    return 2 <= len(word) <= 4 and word.isalpha() and word[0].isupper() and word[1:].islower()
 
 
 def spans_to_bio(tokens: list[Token], spans) -> tuple[list[str], list[str]]:
