@@ -136,9 +136,10 @@ def test_extra_trees_learner_through_the_cli(tmp_path, capsys):
 def test_auto_candidates_are_restricted_to_the_features_given():
     assert auto_candidates("binary", ("morgan", "rdkit2d", "maccs")) == [
         ("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs")),
-        ("extratrees", ("morgan", "rdkit2d", "maccs")), ("lightgbm", ("morgan", "rdkit2d", "maccs"))]
+        ("extratrees", ("morgan", "rdkit2d", "maccs")), ("lightgbm", ("morgan", "rdkit2d", "maccs")),
+        ("svm", ("morgan",))]
     assert auto_candidates("binary", ("morgan",)) == [("rf", ("morgan",)), ("extratrees", ("morgan",)),
-                                                      ("lightgbm", ("morgan",))]
+                                                      ("lightgbm", ("morgan",)), ("svm", ("morgan",))]
     assert ("svr", ("rdkit2d",)) in auto_candidates("regression", ("morgan", "rdkit2d"))
     assert all(name != "svr" for name, _ in auto_candidates("regression", ("morgan", "maccs")))
 
@@ -257,7 +258,7 @@ def test_chosen_ensemble_round_trip_predicts_and_explains_the_same():
     chosen = learner.selection_
     assert chosen["chosen"] and set(chosen["scores"]) == {
         "random forest on morgan", "random forest on morgan,rdkit2d", "random forest on rdkit2d,maccs",
-        "extra trees on morgan,rdkit2d,maccs", "LightGBM on morgan,rdkit2d,maccs"}
+        "extra trees on morgan,rdkit2d,maccs", "LightGBM on morgan,rdkit2d,maccs", "MinMax-kernel SVM on Morgan counts"}
     assert sum(chosen["weights"].values()) == pytest.approx(1.0, abs=1e-3)
     F = learner.featurizer.transform(X[160:])
     members = zip(learner.estimators_[0], learner.columns_, learner.weights_, strict=True)

@@ -24,9 +24,9 @@ from medai.modalities.base import json_params
 from medai.modalities.molecules import domain
 from medai.modalities.molecules.learners import MoleculeForest
 
-LEARNERS = ("rf", "extratrees", "lightgbm", "chemprop", "auto")
+LEARNERS = ("rf", "extratrees", "lightgbm", "svm", "chemprop", "auto")
 ALIASES = {"random-forest": "rf", "lgbm": "lightgbm", "mpnn": "chemprop", "d-mpnn": "chemprop", "et": "extratrees",
-           "extra-trees": "extratrees"}
+           "extra-trees": "extratrees", "tanimoto-svm": "svm", "minmax-svm": "svm"}
 _TRAIN, _READ = ("train",), ("train", "predict", "evaluate", "explain")
 
 
