@@ -1,5 +1,6 @@
-"""Learners on molecular features: random forest, extremely randomised trees, LightGBM, and ``auto``, as
-scikit-learn estimators that take standardised SMILES.
+"""Learners on molecular features: random forest, extremely randomised trees, LightGBM, a MinMax-kernel SVM on
+Morgan counts (binary targets; :mod:`medai.modalities.molecules.kernels`), and ``auto``, as scikit-learn
+estimators that take standardised SMILES.
 
 ``auto`` (single-task) starts from a fixed default - for classification the equal-weight mean of random forests
 on three views of the molecules (Morgan counts; Morgan counts + RDKit 2D descriptors; descriptors + MACCS), for
