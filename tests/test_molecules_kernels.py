@@ -4,6 +4,8 @@ support vectors only), bad input; and the ``svm`` learner on molecules, saved an
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,3 +146,22 @@ def test_svm_is_an_auto_candidate_and_member_for_binary_targets_only():
     assert all(name != "svm" for name, _ in auto_candidates("binary", ("rdkit2d", "maccs")))
     assert all(name != "svm" for name, _ in auto_default("multiclass", kinds))
     assert all(name != "svm" for name, _ in auto_default("regression", kinds))
+
+
+def test_svm_learner_through_the_cli(tmp_path, capsys):
+    from test_cli import run
+
+    frame = pd.read_csv(require_data(BBBP)).sample(150, random_state=1).reset_index(drop=True)
+    frame.to_csv(tmp_path / "bbbp.csv", index=False)
+    code, stdout, err = run(["train", "--data", tmp_path / "bbbp.csv", "--target", "p_np", "--learner",
+                             "tanimoto-svm", "--features", "morgan", "--n-bits", "512", "--split", "random",
+                             "--out", tmp_path / "m", "--no-register", "--json"], capsys)
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["learner"] == "MinMax-kernel SVM on Morgan counts"
+    assert 0.0 <= metrics["test"]["auroc"]["value"] <= 1.0
+    code, _, err = run(["predict", tmp_path / "m", "--smiles", "CCO", "--smiles", "c1ccccc1O", "-o",
+                        tmp_path / "p.csv"], capsys)
+    assert code == 0, err
+    predictions = pd.read_csv(tmp_path / "p.csv")
+    assert len(predictions) == 2 and {"in_domain", "nearest_train_similarity"} <= set(predictions.columns)
