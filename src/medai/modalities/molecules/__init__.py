@@ -2,10 +2,10 @@
 
 RDKit reads and standardises the molecules and computes their features (Morgan counts, RDKit 2D descriptors,
 MACCS); the learners are a random forest, extra trees, LightGBM, a MinMax (Tanimoto on counts) kernel SVM on
-Morgan counts, an ensemble of them (``auto``) and chemprop's D-MPNN. The modality computes its own split (scaffold, random, balanced scaffold, or a column), adds an
-applicability domain to every prediction (nearest-training-molecule Tanimoto similarity on ECFP4 bits; the
-artifact keeps the training molecules' packed fingerprints, never their SMILES) and draws per-atom contribution
-maps.
+Morgan counts, an ensemble of them (``auto``) and chemprop's D-MPNN. The modality computes its own split
+(scaffold, random, balanced scaffold, or a column), adds an applicability domain to every prediction
+(nearest-training-molecule Tanimoto similarity on ECFP4 bits; the artifact keeps the training molecules' packed
+fingerprints, never their SMILES) and draws per-atom contribution maps.
 
 RDKit, chemprop and torch are imported inside the methods that need them (``pip install 'medai[molecules]'``).
 """
