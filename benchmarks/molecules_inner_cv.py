@@ -10,6 +10,11 @@ default's mean with an SVM (rank-averaged out of fold). Used to decide, without 
 SVM should join ``auto``'s default (see README, molecules notes).
 
     python benchmarks/molecules_inner_cv.py bbbp      # or bace; tox21 NR-AhR (one assay, scaffold split)
+    python benchmarks/molecules_inner_cv.py bbbp --default-check [--trees 500]
+
+``--default-check`` compares only what ``auto`` would average: the default's three forests (``--trees`` each),
+the ``svm`` learner itself (MinMaxSVC, C = 3, Platt probabilities) and the probability mean of the four against
+the default, fold by fold.
 """
 
 from __future__ import annotations
@@ -98,12 +103,49 @@ def report(name, oof, y, folds, results):
           flush=True)
 
 
+def default_check(name: str, label: str | None, trees: int) -> None:
+    from medai.modalities.molecules.features import Featurizer
+    from medai.modalities.molecules.kernels import MinMaxSVC
+    from medai.modalities.molecules.learners import forest
+    from medai.modalities.molecules.selection import inner_folds
+
+    X, y = load(name, label)
+    print(name, label or "", len(X), "training molecules,", f"{y.mean():.3f} positive, trees {trees}", flush=True)
+    folds = inner_folds(X, y, "binary", "scaffold", 0, 5)
+    F = np.nan_to_num(Featurizer(("morgan", "rdkit2d", "maccs")).transform(X))
+    results: dict = {}
+    svm = np.zeros(len(y))
+    for train, val in folds:
+        svm[val] = MinMaxSVC(C=3.0).fit(F[train][:, :2048], y[train]).predict_proba(F[val][:, :2048])[:, 1]
+    report("svm_C3.0", svm, y, folds, results)
+    views = {"rf_morgan": F[:, :2048], "rf_morgan_desc": F[:, :F.shape[1] - 167], "rf_desc_maccs": F[:, 2048:]}
+    oofs = []
+    for view, V in views.items():
+        out = np.zeros(len(y))
+        for train, val in folds:
+            out[val] = forest("binary", 0, trees, 1).fit(V[train], y[train]).predict_proba(V[val])[:, 1]
+        oofs.append(out)
+        report(view, out, y, folds, results)
+    default = np.mean(oofs, axis=0)
+    report("DEFAULT(3rf)", default, y, folds, results)
+    four = (3 * default + svm) / 4
+    report("4way(3rf+svm_C3.0)", four, y, folds, results)
+    gains = [roc_auc_score(y[val], four[val]) - roc_auc_score(y[val], default[val]) for _, val in folds]
+    print("   gain per fold vs default", np.round(gains, 4), flush=True)
+    print(json.dumps(results))
+
+
 def main() -> None:
     from medai.modalities.molecules.features import Featurizer
     from medai.modalities.molecules.kernels import minmax_kernel
     from medai.modalities.molecules.selection import inner_folds
 
-    name, label = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    name, label = args[0], (args[1] if len(args) > 1 and not args[1].isdigit() else None)
+    if "--default-check" in sys.argv:
+        trees = int(sys.argv[sys.argv.index("--trees") + 1]) if "--trees" in sys.argv else 500
+        default_check(name, label, trees)
+        return
     X, y = load(name, label)
     print(name, label or "", len(X), "training molecules,", f"{y.mean():.3f} positive", flush=True)
     folds = inner_folds(X, y, "binary", "scaffold", 0, 5)
