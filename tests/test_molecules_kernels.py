@@ -139,9 +139,10 @@ def test_svm_learner_on_molecules_reads_morgan_counts_and_round_trips_through_sk
         MoleculeForest("svm", "multiclass", "morgan", n_bits=256).fit(X[:120], np.arange(120) % 3)
 
 
-def test_svm_is_an_auto_candidate_and_member_for_binary_targets_only():
+def test_svm_is_an_auto_candidate_and_default_member_for_binary_targets_only():
     kinds = ("morgan", "rdkit2d", "maccs")
     assert ("svm", ("morgan",)) in auto_candidates("binary", kinds)
+    assert auto_default("binary", kinds)[-1] == ("svm", ("morgan",))  # a member of the default (binary only)
     assert all(name != "svm" for name, _ in auto_candidates("multiclass", kinds))
     assert all(name != "svm" for name, _ in auto_candidates("binary", ("rdkit2d", "maccs")))
     assert all(name != "svm" for name, _ in auto_default("multiclass", kinds))
