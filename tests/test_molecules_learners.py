@@ -40,7 +40,8 @@ def test_auto_members_depend_on_the_task_and_the_features():
         ("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs")), ("svm", ("morgan",))]
     assert auto_default("binary", ("morgan", "maccs")) == [("rf", ("morgan",)), ("rf", ("maccs",)),
                                                            ("svm", ("morgan",))]
-    assert auto_default("binary", ("rdkit2d", "maccs")) == [("rf", ("rdkit2d", "maccs"))]  # no counts, no SVM
+    assert auto_default("binary", ("rdkit2d", "maccs")) == [  # no counts, no SVM
+        ("rf", ("rdkit2d",)), ("rf", ("rdkit2d", "maccs"))]
     assert auto_default("multiclass", ("morgan",)) == [("rf", ("morgan",))]  # the views collapse to one, no SVM
     assert auto_members("multilabel", ("morgan",)) == ("extratrees", "lightgbm")
     multitask = MoleculeForest("auto", "multilabel", "morgan,maccs")
