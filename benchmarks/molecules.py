@@ -4,10 +4,10 @@ For each built-in task and split protocol (BBBP and BACE: deterministic scaffold
 beside it; ESOL: random), for each seed, the molecules are read and split once; then
 - ``MedAI auto``: the whole road (``medai.road.train``: standardisation, the modality's split, ``auto`` - for
   one target a fixed default (classification: the mean of random forests on Morgan counts, on Morgan +
-  descriptors and on descriptors + MACCS), replaced by an ensemble chosen by 5-fold cross-validation inside the
-  training molecules (scaffold-grouped for scaffold splits) and greedy ensemble selection only when that beats the
-  default on every inner fold; for Tox21 the mean of extra trees and LightGBM on all features - decision rule,
-  conformal, report, artifact);
+  descriptors and on descriptors + MACCS, and for binary targets the MinMax-kernel SVM on Morgan counts),
+  replaced by an ensemble chosen by 5-fold cross-validation inside the training molecules (scaffold-grouped
+  for scaffold splits) and greedy ensemble selection only when that beats the default on every inner fold;
+  for Tox21 the mean of extra trees and LightGBM on all features - decision rule, conformal, report, artifact);
 - ``peer RF(500) Morgan``: scikit-learn RandomForest(500) with default settings on Morgan counts (radius 2, 2048) -
   the issue's BACE peer (0.867 on the deterministic scaffold split);
 - ``peer RF``: scikit-learn RandomForest(500) with default settings on Morgan counts + RDKit 2D descriptors;

@@ -225,5 +225,5 @@ def test_bad_molecule_files_get_one_clear_line_and_nothing_is_written(tmp_path, 
     _bad(capsys, ["train", "--data", tmp_path / "one.csv", "--target", "p_np", "--split", "stratified", "--out",
                   tmp_path / "d"], "--split must be one of scaffold, random, balanced-scaffold", tmp_path / "d")
     subset(BBBP, 80).to_csv(tmp_path / "two.csv", index=False)
-    _bad(capsys, ["train", "--data", tmp_path / "two.csv", "--target", "p_np", "--learner", "svm", "--out",
-                  tmp_path / "e"], "unknown learner 'svm'", tmp_path / "e")
+    _bad(capsys, ["train", "--data", tmp_path / "two.csv", "--target", "p_np", "--learner", "gaussian-process", "--out",
+                  tmp_path / "e"], "unknown learner 'gaussian-process'", tmp_path / "e")

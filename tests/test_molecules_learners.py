@@ -37,9 +37,12 @@ def sample(relative: str, n: int) -> pd.DataFrame:
 
 def test_auto_members_depend_on_the_task_and_the_features():
     assert auto_default("binary", ("morgan", "rdkit2d", "maccs")) == [
-        ("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs"))]
-    assert auto_default("binary", ("morgan", "maccs")) == [("rf", ("morgan",)), ("rf", ("maccs",))]
-    assert auto_default("multiclass", ("morgan",)) == [("rf", ("morgan",))]  # the views collapse to one
+        ("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs")), ("svm", ("morgan",))]
+    assert auto_default("binary", ("morgan", "maccs")) == [("rf", ("morgan",)), ("rf", ("maccs",)),
+                                                           ("svm", ("morgan",))]
+    assert auto_default("binary", ("rdkit2d", "maccs")) == [  # no counts, no SVM
+        ("rf", ("rdkit2d",)), ("rf", ("rdkit2d", "maccs"))]
+    assert auto_default("multiclass", ("morgan",)) == [("rf", ("morgan",))]  # the views collapse to one, no SVM
     assert auto_members("multilabel", ("morgan",)) == ("extratrees", "lightgbm")
     multitask = MoleculeForest("auto", "multilabel", "morgan,maccs")
     multitask.members_ = multitask._fixed_members()
@@ -91,13 +94,14 @@ def test_fixed_classifier_ensemble_averages_forests_on_each_view_and_old_models_
         patch.setattr(selection, "MIN_PER_FOLD", 1000)
         learner.fit(X[:100], y[:100])
     kinds = [type(m).__name__ for m in learner.estimators_[0]]
-    assert kinds == ["RandomForestClassifier"] * 3
+    assert kinds == ["RandomForestClassifier"] * 3 + ["MinMaxSVC"]
     n_desc = len(learner.featurizer.descriptor_names())
-    # Morgan counts alone; Morgan counts + descriptors (all columns); descriptors (+ MACCS, not given here)
-    assert learner.columns_ == [((0, 256),), None, ((256, 256 + n_desc),)]
-    assert [m.n_features_in_ for m in learner.estimators_[0]] == [256, 256 + n_desc, n_desc]
+    # Morgan counts alone; Morgan counts + descriptors (all columns); descriptors (+ MACCS, not given here); the
+    # SVM on Morgan counts
+    assert learner.columns_ == [((0, 256),), None, ((256, 256 + n_desc),), ((0, 256),)]
+    assert [m.n_features_in_ for m in learner.estimators_[0]] == [256, 256 + n_desc, n_desc, 256]
     assert learner.describe() == ("random forest on morgan + random forest on morgan,rdkit2d + random forest on "
-                                  "rdkit2d (mean)")
+                                  "rdkit2d + MinMax-kernel SVM on Morgan counts (mean)")
     F = learner.featurizer.transform(X[100:])
     expected = np.mean([m.predict_proba(columns(F, c)) for m, c in zip(learner.estimators_[0], learner.columns_,
                                                                         strict=True)], axis=0)
@@ -136,9 +140,10 @@ def test_extra_trees_learner_through_the_cli(tmp_path, capsys):
 def test_auto_candidates_are_restricted_to_the_features_given():
     assert auto_candidates("binary", ("morgan", "rdkit2d", "maccs")) == [
         ("rf", ("morgan",)), ("rf", ("morgan", "rdkit2d")), ("rf", ("rdkit2d", "maccs")),
-        ("extratrees", ("morgan", "rdkit2d", "maccs")), ("lightgbm", ("morgan", "rdkit2d", "maccs"))]
+        ("extratrees", ("morgan", "rdkit2d", "maccs")), ("lightgbm", ("morgan", "rdkit2d", "maccs")),
+        ("svm", ("morgan",))]
     assert auto_candidates("binary", ("morgan",)) == [("rf", ("morgan",)), ("extratrees", ("morgan",)),
-                                                      ("lightgbm", ("morgan",))]
+                                                      ("lightgbm", ("morgan",)), ("svm", ("morgan",))]
     assert ("svr", ("rdkit2d",)) in auto_candidates("regression", ("morgan", "rdkit2d"))
     assert all(name != "svr" for name, _ in auto_candidates("regression", ("morgan", "maccs")))
 
@@ -257,7 +262,7 @@ def test_chosen_ensemble_round_trip_predicts_and_explains_the_same():
     chosen = learner.selection_
     assert chosen["chosen"] and set(chosen["scores"]) == {
         "random forest on morgan", "random forest on morgan,rdkit2d", "random forest on rdkit2d,maccs",
-        "extra trees on morgan,rdkit2d,maccs", "LightGBM on morgan,rdkit2d,maccs"}
+        "extra trees on morgan,rdkit2d,maccs", "LightGBM on morgan,rdkit2d,maccs", "MinMax-kernel SVM on Morgan counts"}
     assert sum(chosen["weights"].values()) == pytest.approx(1.0, abs=1e-3)
     F = learner.featurizer.transform(X[160:])
     members = zip(learner.estimators_[0], learner.columns_, learner.weights_, strict=True)

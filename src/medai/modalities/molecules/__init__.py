@@ -1,11 +1,11 @@
 """The molecules modality: drug activity and property prediction from SMILES.
 
 RDKit reads and standardises the molecules and computes their features (Morgan counts, RDKit 2D descriptors,
-MACCS); the learners are a random forest, extra trees, LightGBM, an ensemble of them (``auto``) and chemprop's
-D-MPNN. The modality computes its own split (scaffold, random, balanced scaffold, or a column), adds an
-applicability domain to every prediction (nearest-training-molecule Tanimoto similarity on ECFP4 bits; the
-artifact keeps the training molecules' packed fingerprints, never their SMILES) and draws per-atom contribution
-maps.
+MACCS); the learners are a random forest, extra trees, LightGBM, a MinMax (Tanimoto on counts) kernel SVM on
+Morgan counts, an ensemble of them (``auto``) and chemprop's D-MPNN. The modality computes its own split
+(scaffold, random, balanced scaffold, or a column), adds an applicability domain to every prediction
+(nearest-training-molecule Tanimoto similarity on ECFP4 bits; the artifact keeps the training molecules' packed
+fingerprints, never their SMILES) and draws per-atom contribution maps.
 
 RDKit, chemprop and torch are imported inside the methods that need them (``pip install 'medai[molecules]'``).
 """
@@ -24,9 +24,9 @@ from medai.modalities.base import json_params
 from medai.modalities.molecules import domain
 from medai.modalities.molecules.learners import MoleculeForest
 
-LEARNERS = ("rf", "extratrees", "lightgbm", "chemprop", "auto")
+LEARNERS = ("rf", "extratrees", "lightgbm", "svm", "chemprop", "auto")
 ALIASES = {"random-forest": "rf", "lgbm": "lightgbm", "mpnn": "chemprop", "d-mpnn": "chemprop", "et": "extratrees",
-           "extra-trees": "extratrees"}
+           "extra-trees": "extratrees", "tanimoto-svm": "svm", "minmax-svm": "svm"}
 _TRAIN, _READ = ("train",), ("train", "predict", "evaluate", "explain")
 
 
