@@ -19,8 +19,8 @@ the default, fold by fold.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
 import numpy as np
 from scipy import sparse
@@ -77,13 +77,22 @@ def svm_oof(K, y, folds, C):
     return out
 
 
-def rf_oof(F, y, folds, seed=0):
+def rf_oof(F, y, folds, seed=0, trees=500, n_jobs=2):
     from medai.modalities.molecules.learners import forest
 
     out = np.zeros(len(y))
     for train, val in folds:
-        out[val] = forest("binary", seed, 500, 2).fit(F[train], y[train]).predict_proba(F[val])[:, 1]
+        out[val] = forest("binary", seed, trees, n_jobs).fit(F[train], y[train]).predict_proba(F[val])[:, 1]
     return out
+
+
+def views_of(X) -> dict[str, np.ndarray]:
+    """The three views of ``auto``'s default forests."""
+    from medai.modalities.molecules.features import Featurizer
+
+    return {name: np.nan_to_num(Featurizer(kinds).transform(X))
+            for name, kinds in (("rf_morgan", ("morgan",)), ("rf_morgan_desc", ("morgan", "rdkit2d")),
+                                ("rf_desc_maccs", ("rdkit2d", "maccs")))}
 
 
 def lr_oof(F, y, folds, C):
@@ -104,28 +113,22 @@ def report(name, oof, y, folds, results):
 
 
 def default_check(name: str, label: str | None, trees: int) -> None:
-    from medai.modalities.molecules.features import Featurizer
     from medai.modalities.molecules.kernels import MinMaxSVC
-    from medai.modalities.molecules.learners import forest
     from medai.modalities.molecules.selection import inner_folds
 
     X, y = load(name, label)
     print(name, label or "", len(X), "training molecules,", f"{y.mean():.3f} positive, trees {trees}", flush=True)
     folds = inner_folds(X, y, "binary", "scaffold", 0, 5)
-    F = np.nan_to_num(Featurizer(("morgan", "rdkit2d", "maccs")).transform(X))
+    views = views_of(X)
     results: dict = {}
-    svm = np.zeros(len(y))
+    svm, morgan = np.zeros(len(y)), views["rf_morgan"]
     for train, val in folds:
-        svm[val] = MinMaxSVC(C=3.0).fit(F[train][:, :2048], y[train]).predict_proba(F[val][:, :2048])[:, 1]
+        svm[val] = MinMaxSVC(C=3.0).fit(morgan[train], y[train]).predict_proba(morgan[val])[:, 1]
     report("svm_C3.0", svm, y, folds, results)
-    views = {"rf_morgan": F[:, :2048], "rf_morgan_desc": F[:, :F.shape[1] - 167], "rf_desc_maccs": F[:, 2048:]}
     oofs = []
     for view, V in views.items():
-        out = np.zeros(len(y))
-        for train, val in folds:
-            out[val] = forest("binary", 0, trees, 1).fit(V[train], y[train]).predict_proba(V[val])[:, 1]
-        oofs.append(out)
-        report(view, out, y, folds, results)
+        oofs.append(rf_oof(V, y, folds, trees=trees, n_jobs=1))
+        report(view, oofs[-1], y, folds, results)
     default = np.mean(oofs, axis=0)
     report("DEFAULT(3rf)", default, y, folds, results)
     four = (3 * default + svm) / 4
@@ -136,15 +139,18 @@ def default_check(name: str, label: str | None, trees: int) -> None:
 
 
 def main() -> None:
-    from medai.modalities.molecules.features import Featurizer
     from medai.modalities.molecules.kernels import minmax_kernel
     from medai.modalities.molecules.selection import inner_folds
 
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    name, label = args[0], (args[1] if len(args) > 1 and not args[1].isdigit() else None)
-    if "--default-check" in sys.argv:
-        trees = int(sys.argv[sys.argv.index("--trees") + 1]) if "--trees" in sys.argv else 500
-        default_check(name, label, trees)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("task", help="a built-in binary task: bbbp, bace or tox21")
+    parser.add_argument("label", nargs="?", help="one assay of a multi-task set (tox21: e.g. NR-AhR)")
+    parser.add_argument("--default-check", action="store_true", help="only the default against the four-way mean")
+    parser.add_argument("--trees", type=int, default=500, help="trees per forest for --default-check")
+    args = parser.parse_args()
+    name, label = args.task, args.label
+    if args.default_check:
+        default_check(name, label, args.trees)
         return
     X, y = load(name, label)
     print(name, label or "", len(X), "training molecules,", f"{y.mean():.3f} positive", flush=True)
@@ -163,9 +169,7 @@ def main() -> None:
     oofs["svm_all4"] = svm_oof(sum(kernels[k] for k in ("morgan", "fmorgan", "ap", "tt")) / 4, y, folds, 1.0)
     report("svm_all4_C1", oofs["svm_all4"], y, folds, results)
     morgan = fps["morgan"].toarray()
-    descriptors = np.nan_to_num(Featurizer(("rdkit2d",)).transform(X))
-    views = {"rf_morgan": morgan, "rf_desc_maccs": np.nan_to_num(Featurizer(("rdkit2d", "maccs")).transform(X)),
-             "rf_morgan_desc": np.hstack([morgan, descriptors])}
+    views = views_of(X)
     for view, F in views.items():
         oofs[view] = rf_oof(F, y, folds)
         report(view, oofs[view], y, folds, results)

@@ -231,9 +231,7 @@ class MoleculeForest(DomainMixin, BaseEstimator):
         views = {tuple(kinds or self.featurizer.kinds) for _, kinds in members}
         if len(views) == 1:  # one learner, or all members on the same features (models saved before: all of them)
             if len(members) == 1:
-                if members[0][0] in ONLY:
-                    return DESCRIBED[members[0][0]]
-                return f"{DESCRIBED[members[0][0]]} on {','.join(views.pop())}"
+                return describe_member(members[0][0], views.pop())
             return " + ".join(DESCRIBED[name] for name, _ in members) + f" (mean) on {','.join(views.pop())}"
         return " + ".join(describe_member(*m) for m in members) + " (mean)"
 
